@@ -1,0 +1,61 @@
+"""Names shared by the operator, the CRDs and the docs: the API group, annotations, labels,
+condition types and reasons, and event reasons.
+
+Kept in one module so a reason string is never spelled two ways (users grep for them, alerts match
+on them).
+"""
+
+from typing import Final
+
+GROUP: Final = "kvha.io"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+
+KUBEVIRT_GROUP: Final = "kubevirt.io"
+KUBEVIRT_VERSION: Final = "v1"
+
+# --- annotations and labels kvha reads or writes -------------------------------------------
+PRIORITY_ANNOTATION: Final = "kvha.io/restart-priority"
+"""Per-VM override of the policy's default restart priority (Disabled, Lowest … Highest)."""
+FENCE_CONFIRMED_ANNOTATION: Final = "kvha.io/fence-confirmed"
+"""Set on a Node by a human or an out-of-band agent (BMC, PDU) to confirm it is powered off."""
+UNSAFE_RESTART_ANNOTATION: Final = "kvha.io/allow-unfenced-restart"
+"""Set on a VM to opt it into restart without fencing when the policy's strategy is None."""
+FAILOVER_NODE_LABEL: Final = "kvha.io/node"
+FAILOVER_POLICY_LABEL: Final = "kvha.io/policy"
+FINALIZER: Final = "kvha.io/finalizer"
+KOPF_ANNOTATION_PREFIX: Final = "kopf.kvha.io"
+
+KUBEVIRT_HEARTBEAT_ANNOTATION: Final = "kubevirt.io/heartbeat"
+KUBEVIRT_SCHEDULABLE_LABEL: Final = "kubevirt.io/schedulable"
+KUBEVIRT_CREATED_BY_LABEL: Final = "kubevirt.io/created-by"
+OUT_OF_SERVICE_TAINT_KEY: Final = "node.kubernetes.io/out-of-service"
+OUT_OF_SERVICE_TAINT_VALUE: Final = "nodeshutdown"
+
+# --- condition types -------------------------------------------------------------------------
+COND_READY: Final = "Ready"
+COND_FAILOVER_CAPACITY: Final = "FailoverCapacitySufficient"
+COND_STORM_GUARD: Final = "StormGuardActive"
+COND_FENCED: Final = "Fenced"
+COND_COMPLETED: Final = "Completed"
+
+# --- reasons (conditions and events) -------------------------------------------------------
+REASON_VALID: Final = "PolicyValid"
+REASON_INVALID: Final = "InvalidPolicy"
+REASON_CAPACITY_OK: Final = "CapacitySufficient"
+REASON_CAPACITY_SHORT: Final = "InsufficientFailoverCapacity"
+REASON_STORM: Final = "TooManyUnhealthyNodes"
+REASON_NO_STORM: Final = "UnhealthyNodesWithinLimit"
+REASON_NODE_UNHEALTHY: Final = "NodeUnhealthy"
+REASON_FENCING_STARTED: Final = "FencingStarted"
+REASON_FENCING_CONFIRMED: Final = "FencingConfirmed"
+REASON_FENCING_AWAITING: Final = "AwaitingFenceConfirmation"
+REASON_FENCING_TIMEOUT: Final = "FencingTimedOut"
+REASON_FENCING_FAILED: Final = "FencingFailed"
+REASON_NODE_RECOVERED: Final = "NodeRecovered"
+REASON_VM_RESTARTING: Final = "VMRestarting"
+REASON_VM_RESTORED: Final = "VMRestored"
+REASON_VM_WAITING: Final = "WaitingForCapacity"
+REASON_VM_UNPROTECTED: Final = "VMUnprotected"
+REASON_FAILOVER_COMPLETED: Final = "FailoverCompleted"
+REASON_FAILOVER_ABORTED: Final = "FailoverAborted"

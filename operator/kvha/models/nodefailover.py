@@ -1,0 +1,94 @@
+"""The NodeFailover custom resource: one per node incident, the crash-safe record of a failover.
+
+Everything the operator needs to resume after a crash is in `status`: which phase the incident is
+in, what fencing has been done and confirmed, and each VM's state. The next leader reads it and
+continues; nothing lives only in memory.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from pydantic import Field
+
+from kvha.models.base import ApiModel, Condition, PriorityName
+
+
+class FailoverPhase(enum.StrEnum):
+    DETECTED = "Detected"
+    FENCING = "Fencing"
+    FENCED = "Fenced"
+    RESTARTING = "Restarting"
+    COMPLETED = "Completed"
+    ABORTED = "Aborted"
+    FAILED = "Failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (FailoverPhase.COMPLETED, FailoverPhase.ABORTED, FailoverPhase.FAILED)
+
+
+class VMState(enum.StrEnum):
+    PENDING = "Pending"
+    RESTARTING = "Restarting"
+    RUNNING = "Running"
+    WAITING_FOR_CAPACITY = "WaitingForCapacity"
+    SKIPPED = "Skipped"
+    FAILED = "Failed"
+
+    @property
+    def settled(self) -> bool:
+        """No further action will be taken for this VM in this incident."""
+        return self in (VMState.RUNNING, VMState.SKIPPED, VMState.FAILED)
+
+
+class FailoverVM(ApiModel):
+    namespace: str
+    name: str
+    priority: PriorityName
+    from_node: str
+    state: VMState = VMState.PENDING
+    reason: str | None = Field(default=None, description="Why the VM is skipped, waiting or failed.")
+    planned_node: str | None = None
+    node: str | None = Field(default=None, description="Where the VM runs again.")
+    old_vmi_uid: str | None = Field(default=None, description="The stuck instance kvha removed.")
+    restarted_at: datetime | None = None
+    running_at: datetime | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class FencingStatus(ApiModel):
+    strategy: str
+    started_at: datetime | None = None
+    confirmed_at: datetime | None = None
+    confirmed_by: str | None = Field(default=None, description="What confirmed the node is down.")
+    taint_applied: bool = False
+    taint_removed: bool = False
+    remediation_name: str | None = None
+    message: str | None = None
+
+
+class NodeFailoverSpec(ApiModel):
+    node_name: str = Field(min_length=1)
+    policy_name: str = Field(min_length=1)
+    detected_at: datetime
+    reason: str = Field(description="What detection saw, for example 'Ready=Unknown for 42s'.")
+
+
+class NodeFailoverStatus(ApiModel):
+    phase: FailoverPhase = FailoverPhase.DETECTED
+    conditions: list[Condition] = Field(default_factory=list)
+    fencing: FencingStatus | None = None
+    vms: list[FailoverVM] = Field(default_factory=list)
+    total: int = Field(default=0, ge=0)
+    restored: int = Field(default=0, ge=0)
+    waiting: int = Field(default=0, ge=0)
+    started_at: datetime | None = None
+    fenced_at: datetime | None = None
+    completed_at: datetime | None = None
+    message: str | None = None
+    observed_generation: int | None = None

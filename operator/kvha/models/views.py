@@ -1,0 +1,402 @@
+"""Read-only views of the Kubernetes and KubeVirt objects kvha reads.
+
+There is no maintained KubeVirt Python client on PyPI, so kvha reads VirtualMachines and
+VirtualMachineInstances as plain dicts from the custom-objects API and parses only the fields it
+needs here. Parsing is tolerant (missing fields get safe defaults) because a crash on an unexpected
+object would stop failover for every other VM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from kvha.constants import (
+    KUBEVIRT_CREATED_BY_LABEL,
+    KUBEVIRT_HEARTBEAT_ANNOTATION,
+    KUBEVIRT_SCHEDULABLE_LABEL,
+)
+from kvha.models.quantity import QuantityError, cpu_millis, memory_bytes
+from kvha.models.timeutil import parse_time
+
+Obj = Mapping[str, Any]
+
+
+def _meta(obj: Obj) -> Obj:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def _dict(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else []
+
+
+@dataclass(frozen=True, slots=True)
+class Taint:
+    key: str
+    effect: str
+    value: str = ""
+
+    @classmethod
+    def from_api(cls, obj: Obj) -> Taint:
+        return cls(key=str(obj.get("key", "")), effect=str(obj.get("effect", "")), value=str(obj.get("value") or ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Toleration:
+    key: str = ""
+    operator: str = "Equal"
+    value: str = ""
+    effect: str = ""
+
+    @classmethod
+    def from_api(cls, obj: Obj) -> Toleration:
+        return cls(
+            key=str(obj.get("key") or ""),
+            operator=str(obj.get("operator") or "Equal"),
+            value=str(obj.get("value") or ""),
+            effect=str(obj.get("effect") or ""),
+        )
+
+    def tolerates(self, taint: Taint) -> bool:
+        """Kubernetes' toleration matching (k8s.io/api/core/v1 ToleratesTaint)."""
+        if self.effect and self.effect != taint.effect:
+            return False
+        if self.key and self.key != taint.key:
+            return False
+        if not self.key and self.operator != "Exists":
+            return False
+        return self.operator == "Exists" or self.value == taint.value
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCondition:
+    type: str
+    status: str
+    last_transition_time: datetime | None
+    last_heartbeat_time: datetime | None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+    conditions: tuple[NodeCondition, ...] = ()
+    allocatable_cpu_millis: int = 0
+    allocatable_memory_bytes: int = 0
+    unschedulable: bool = False
+    kubevirt_heartbeat: datetime | None = None
+    fence_confirmed: str | None = None
+
+    @classmethod
+    def from_api(cls, obj: Obj, *, fence_annotation: str = "kvha.io/fence-confirmed") -> NodeView:
+        meta, spec, status = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
+        annotations = _dict(meta.get("annotations"))
+        allocatable = status.get("allocatable") or {}
+        conditions = tuple(
+            NodeCondition(
+                type=str(c.get("type", "")),
+                status=str(c.get("status", "Unknown")),
+                last_transition_time=parse_time(c.get("lastTransitionTime")),
+                last_heartbeat_time=parse_time(c.get("lastHeartbeatTime")),
+                reason=str(c.get("reason") or ""),
+            )
+            for c in _list(status.get("conditions"))
+        )
+        try:
+            cpu, mem = cpu_millis(allocatable.get("cpu")), memory_bytes(allocatable.get("memory"))
+        except QuantityError:
+            cpu, mem = 0, 0  # an unreadable node offers no capacity rather than crashing the planner
+        return cls(
+            name=str(meta.get("name", "")),
+            labels=_dict(meta.get("labels")),
+            taints=tuple(Taint.from_api(t) for t in _list(spec.get("taints"))),
+            conditions=conditions,
+            allocatable_cpu_millis=cpu,
+            allocatable_memory_bytes=mem,
+            unschedulable=bool(spec.get("unschedulable", False)),
+            kubevirt_heartbeat=parse_time(annotations.get(KUBEVIRT_HEARTBEAT_ANNOTATION)),
+            fence_confirmed=annotations.get(fence_annotation) or None,
+        )
+
+    def condition(self, condition_type: str) -> NodeCondition | None:
+        return next((c for c in self.conditions if c.type == condition_type), None)
+
+    def has_taint(self, key: str) -> bool:
+        return any(t.key == key for t in self.taints)
+
+    @property
+    def kubevirt_schedulable(self) -> bool:
+        return self.labels.get(KUBEVIRT_SCHEDULABLE_LABEL) == "true"
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseView:
+    node_name: str
+    renew_time: datetime | None
+    duration_seconds: int | None = None
+
+    @classmethod
+    def from_api(cls, obj: Obj) -> LeaseView:
+        spec = obj.get("spec") or {}
+        return cls(
+            node_name=str(_meta(obj).get("name", "")),
+            renew_time=parse_time(spec.get("renewTime")),
+            duration_seconds=spec.get("leaseDurationSeconds"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSelectorRequirement:
+    key: str
+    operator: str
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSelectorTerm:
+    """One term of requiredDuringScheduling node affinity; terms are ORed, requirements ANDed."""
+
+    match_expressions: tuple[NodeSelectorRequirement, ...] = ()
+    match_fields: tuple[NodeSelectorRequirement, ...] = ()
+
+    @classmethod
+    def from_api(cls, obj: Obj) -> NodeSelectorTerm:
+        def reqs(items: Any) -> tuple[NodeSelectorRequirement, ...]:
+            return tuple(
+                NodeSelectorRequirement(
+                    key=str(r.get("key", "")),
+                    operator=str(r.get("operator", "In")),
+                    values=tuple(str(v) for v in _list(r.get("values"))),
+                )
+                for r in _list(items)
+            )
+
+        return cls(match_expressions=reqs(obj.get("matchExpressions")), match_fields=reqs(obj.get("matchFields")))
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a pod may run: the scheduling constraints kvha must honour when planning."""
+
+    node_selector: tuple[tuple[str, str], ...] = ()
+    required_terms: tuple[NodeSelectorTerm, ...] = ()
+    tolerations: tuple[Toleration, ...] = ()
+
+    @classmethod
+    def from_pod_spec(cls, spec: Obj) -> Placement:
+        affinity = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        ) or {}
+        return cls(
+            node_selector=tuple(sorted(_dict(spec.get("nodeSelector")).items())),
+            required_terms=tuple(NodeSelectorTerm.from_api(t) for t in _list(affinity.get("nodeSelectorTerms"))),
+            tolerations=tuple(Toleration.from_api(t) for t in _list(spec.get("tolerations"))),
+        )
+
+
+VM_RUN_STRATEGIES = ("Always", "RerunOnFailure", "Manual", "Halted", "Once", "WaitAsReceiver")
+
+
+@dataclass(frozen=True, slots=True)
+class VMView:
+    namespace: str
+    name: str
+    uid: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    run_strategy: str = "Halted"
+    cpu_millis: int = 0
+    memory_bytes: int = 0
+    placement: Placement = Placement()
+    claim_names: tuple[str, ...] = ()
+    host_disks: bool = False
+    host_devices: bool = False
+    printable_status: str = ""
+    ready: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @classmethod
+    def from_api(cls, obj: Obj) -> VMView:
+        meta, spec, status = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
+        template = (spec.get("template") or {}).get("spec") or {}
+        domain = template.get("domain") or {}
+        devices = domain.get("devices") or {}
+        volumes = _list(template.get("volumes"))
+        cpu, mem = guest_requests(domain)
+        return cls(
+            namespace=str(meta.get("namespace", "")),
+            name=str(meta.get("name", "")),
+            uid=str(meta.get("uid", "")),
+            labels=_dict(meta.get("labels")),
+            annotations=_dict(meta.get("annotations")),
+            run_strategy=run_strategy(spec),
+            cpu_millis=cpu,
+            memory_bytes=mem,
+            placement=Placement.from_pod_spec(template),
+            claim_names=tuple(
+                str(name)
+                for v in volumes
+                for name in (
+                    (v.get("persistentVolumeClaim") or {}).get("claimName"),
+                    (v.get("dataVolume") or {}).get("name"),
+                )
+                if name
+            ),
+            host_disks=any("hostDisk" in v for v in volumes),
+            host_devices=bool(_list(devices.get("hostDevices")) or _list(devices.get("gpus"))),
+            printable_status=str(status.get("printableStatus") or ""),
+            ready=bool(status.get("ready", False)),
+        )
+
+
+def run_strategy(spec: Obj) -> str:
+    """spec.runStrategy, or the legacy spec.running boolean (true → Always, false → Halted)."""
+    if spec.get("runStrategy"):
+        return str(spec["runStrategy"])
+    running = spec.get("running")
+    return "Always" if running is True else "Halted"
+
+
+def guest_requests(domain: Obj) -> tuple[int, int]:
+    """The guest's CPU (millicores) and memory (bytes) requests, as virt-controller derives them:
+    explicit resources.requests first, else vCPUs (sockets × cores × threads) and guest memory."""
+    requests = (domain.get("resources") or {}).get("requests") or {}
+    cpu_topology = domain.get("cpu") or {}
+    vcpus = (
+        int(cpu_topology.get("sockets") or 1) * int(cpu_topology.get("cores") or 1) * int(cpu_topology.get("threads") or 1)
+    )
+    try:
+        cpu = cpu_millis(requests["cpu"]) if "cpu" in requests else vcpus * 1000
+        memory = requests.get("memory") or (domain.get("memory") or {}).get("guest")
+        mem = memory_bytes(memory)
+    except QuantityError:
+        return 0, 0
+    return cpu, mem
+
+
+@dataclass(frozen=True, slots=True)
+class VMIView:
+    namespace: str
+    name: str
+    uid: str
+    node_name: str | None
+    phase: str
+    ready: bool = False
+    deleting: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @classmethod
+    def from_api(cls, obj: Obj) -> VMIView:
+        meta, status = _meta(obj), obj.get("status") or {}
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True" for c in _list(status.get("conditions"))
+        )
+        return cls(
+            namespace=str(meta.get("namespace", "")),
+            name=str(meta.get("name", "")),
+            uid=str(meta.get("uid", "")),
+            node_name=status.get("nodeName") or None,
+            phase=str(status.get("phase") or "Pending"),
+            ready=ready,
+            deleting=meta.get("deletionTimestamp") is not None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PodView:
+    namespace: str
+    name: str
+    node_name: str | None
+    phase: str
+    cpu_millis: int
+    memory_bytes: int
+    deleting: bool = False
+    vmi_uid: str | None = None
+    placement: Placement = Placement()
+
+    @property
+    def terminal(self) -> bool:
+        return self.phase in ("Succeeded", "Failed")
+
+    @classmethod
+    def from_api(cls, obj: Obj) -> PodView:
+        meta, spec, status = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
+        cpu, mem = pod_requests(spec)
+        return cls(
+            namespace=str(meta.get("namespace", "")),
+            name=str(meta.get("name", "")),
+            node_name=spec.get("nodeName") or None,
+            phase=str(status.get("phase") or "Pending"),
+            cpu_millis=cpu,
+            memory_bytes=mem,
+            deleting=meta.get("deletionTimestamp") is not None,
+            vmi_uid=_dict(meta.get("labels")).get(KUBEVIRT_CREATED_BY_LABEL),
+            placement=Placement.from_pod_spec(spec),
+        )
+
+
+def pod_requests(spec: Obj) -> tuple[int, int]:
+    """Effective requests as the scheduler computes them: the sum over containers, or the largest
+    init container if that is bigger, plus pod overhead."""
+    def total(containers: Any) -> tuple[list[int], list[int]]:
+        cpus, mems = [], []
+        for c in _list(containers):
+            req = (c.get("resources") or {}).get("requests") or {}
+            try:
+                cpus.append(cpu_millis(req.get("cpu")))
+                mems.append(memory_bytes(req.get("memory")))
+            except QuantityError:
+                continue
+        return cpus, mems
+
+    cpus, mems = total(spec.get("containers"))
+    init_cpus, init_mems = total(spec.get("initContainers"))
+    overhead = spec.get("overhead") or {}
+    try:
+        extra_cpu, extra_mem = cpu_millis(overhead.get("cpu")), memory_bytes(overhead.get("memory"))
+    except QuantityError:
+        extra_cpu, extra_mem = 0, 0
+    return (
+        max(sum(cpus), max(init_cpus, default=0)) + extra_cpu,
+        max(sum(mems), max(init_mems, default=0)) + extra_mem,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimView:
+    """The parts of a PersistentVolumeClaim that decide whether two VM instances could corrupt it."""
+
+    namespace: str
+    name: str
+    access_modes: tuple[str, ...]
+    volume_mode: str
+
+    @property
+    def single_writer(self) -> bool:
+        return "ReadWriteOnce" in self.access_modes or "ReadWriteOncePod" in self.access_modes \
+            or self.volume_mode == "Block"
+
+    @classmethod
+    def from_api(cls, obj: Obj) -> ClaimView:
+        meta, spec = _meta(obj), obj.get("spec") or {}
+        return cls(
+            namespace=str(meta.get("namespace", "")),
+            name=str(meta.get("name", "")),
+            access_modes=tuple(str(m) for m in _list(spec.get("accessModes"))),
+            volume_mode=str(spec.get("volumeMode") or "Filesystem"),
+        )
