@@ -93,6 +93,14 @@ def _structural(node: Any, *, top: bool = False) -> Any:
             out[key] = [_structural(opt) for opt in value]
         else:
             out[key] = value
+    _add_markers(out)
+    if top:
+        out.pop("default", None)
+    return out
+
+
+def _add_markers(out: Schema) -> None:
+    """The Kubernetes-specific parts JSON Schema has no words for."""
     if out.get("x-kubernetes-int-or-string"):
         out.pop("type", None)
     if out.get("type") == "object" and "properties" in out:
@@ -106,9 +114,6 @@ def _structural(node: Any, *, top: bool = False) -> Any:
         if set(item_props) >= {"type", "status", "lastTransitionTime", "reason"}:
             out["x-kubernetes-list-type"] = "map"
             out["x-kubernetes-list-map-keys"] = ["type"]
-    if top:
-        out.pop("default", None)
-    return out
 
 
 def model_schema(model: type[BaseModel]) -> Schema:

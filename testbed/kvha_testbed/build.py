@@ -115,7 +115,7 @@ def _run(cmd: list[str], cwd: Path) -> None:
     assert proc.stdout is not None
     tail: list[str] = []
     for line in proc.stdout:
-        tail = (tail + [line.rstrip()])[-40:]
+        tail = [*tail, line.rstrip()][-40:]
         if line.startswith("go: downloading"):
             continue  # hundreds of these; the heartbeat below says we are alive
     code = proc.wait()
@@ -150,7 +150,7 @@ def _install(built: Path, dest_dir: Path, names: tuple[str, ...]) -> None:
     staging.rename(dest_dir)  # atomic: a half-built cache entry is never visible
 
 
-KUBE_MAIN = """// Multi-call binary: one link for kube-apiserver, kube-controller-manager, kube-scheduler, kubectl.
+KUBE_MAIN = """// Multi-call binary: one link for the apiserver, controller-manager, scheduler and kubectl.
 package main
 
 import (
@@ -201,7 +201,8 @@ def build_kubernetes() -> None:
     go_mod = (f"module kvhatestbed/kubernetes\n\ngo 1.26.0\n\nrequire k8s.io/kubernetes {K8S_VERSION}\n\n"
               f"replace (\n{replaces}\n)\n")
     src = _tools_module("kubernetes", go_mod, KUBE_MAIN)
-    _log(f"kubernetes {K8S_VERSION}: resolving {len(staging_modules)} staging modules (first run downloads ~1 GiB)")
+    _log(f"kubernetes {K8S_VERSION}: resolving {len(staging_modules)} staging modules "
+         "(first run downloads ~1 GiB)")
     _run(["go", "mod", "tidy"], src)
     major, minor = K8S_VERSION.removeprefix("v").split(".")[:2]
     ldflags = " ".join([
@@ -214,10 +215,10 @@ def build_kubernetes() -> None:
     ])
     _log("kubernetes: compiling (tens of minutes on 2 cores the first time)")
     _run(["go", "build", "-p", "2", "-trimpath", "-ldflags", ldflags, "-o", "kube", "."], src)
-    _install(src / "kube", dest, ("kube",) + KUBE_COMMANDS)
+    _install(src / "kube", dest, ("kube", *KUBE_COMMANDS))
 
 
-def _build_simple(component: str, version: str, module: str, package: str, binary: str,
+def _build_simple(component: str, *, version: str, module: str, package: str, binary: str,
                   ldflags: str = "-s -w") -> None:
     dest = _bin_dir(component, version)
     if (dest / binary).exists():
@@ -234,16 +235,19 @@ def _build_simple(component: str, version: str, module: str, package: str, binar
 
 
 def build_etcd() -> None:
-    _build_simple("etcd", ETCD_VERSION, "go.etcd.io/etcd/server/v3", "go.etcd.io/etcd/server/v3", "etcd")
+    _build_simple("etcd", version=ETCD_VERSION, module="go.etcd.io/etcd/server/v3",
+                  package="go.etcd.io/etcd/server/v3", binary="etcd")
 
 
 def build_kwok() -> None:
-    _build_simple("kwok", KWOK_VERSION, "sigs.k8s.io/kwok", "sigs.k8s.io/kwok/cmd/kwok", "kwok",
+    _build_simple("kwok", version=KWOK_VERSION, module="sigs.k8s.io/kwok",
+                  package="sigs.k8s.io/kwok/cmd/kwok", binary="kwok",
                   ldflags=f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={KWOK_VERSION}")
 
 
 def build_helm() -> None:
-    _build_simple("helm", HELM_VERSION, "helm.sh/helm/v4", "helm.sh/helm/v4/cmd/helm", "helm",
+    _build_simple("helm", version=HELM_VERSION, module="helm.sh/helm/v4",
+                  package="helm.sh/helm/v4/cmd/helm", binary="helm",
                   ldflags=f"-s -w -X helm.sh/helm/v4/internal/version.version={HELM_VERSION}")
 
 
@@ -260,7 +264,8 @@ def build_kubevirt_crds() -> None:
     _run(["go", "get", f"kubevirt.io/api@{KUBEVIRT_API_VERSION}",
           f"sigs.k8s.io/controller-tools@{CONTROLLER_TOOLS_VERSION}"], src)
     _run(["go", "mod", "tidy"], src)
-    _run(["go", "build", "-trimpath", "-o", "controller-gen", "sigs.k8s.io/controller-tools/cmd/controller-gen"], src)
+    _run(["go", "build", "-trimpath", "-o", "controller-gen",
+          "sigs.k8s.io/controller-tools/cmd/controller-gen"], src)
     out = src / "out"
     shutil.rmtree(out, ignore_errors=True)
     _run(["./controller-gen", "crd:allowDangerousTypes=true,crdVersions=v1",

@@ -164,7 +164,9 @@ class RestartSpec(ApiModel):
     )
     tier_ordering: TierOrdering = Field(
         default=TierOrdering.WAIT_FOR_READY,
-        description="WaitForReady: a priority tier starts only when the previous tier is Ready (or tierTimeout passed).",
+        description=(
+            "WaitForReady: a priority tier starts only when the previous tier is Ready (or tierTimeout passed)."
+        ),
     )
     tier_timeout: Duration = Field(default="2m", description="Longest wait for the previous tier to become Ready.")
     max_parallel: int = Field(default=10, ge=1, le=1000, description="Most VMs being restarted at once.")
@@ -173,14 +175,21 @@ class RestartSpec(ApiModel):
 class AdmissionControlSpec(ApiModel):
     host_failures_to_tolerate: int = Field(
         default=1, ge=0, le=100,
-        description="Host failures the cluster must absorb for the protected VMs; less sets a condition and alert.",
+        description=(
+            "Host failures the cluster must absorb for the protected VMs; less sets a condition and alert."
+        ),
     )
 
 
 class StormGuardSpec(ApiModel):
+    # 49% (rounded down) is the mirror of node-healthcheck-operator's minHealthy 51%: a 3-node
+    # cluster may lose one host, while losing two looks like a partition, not two dead hosts.
     max_unhealthy_nodes: IntOrPercent = Field(
-        default="30%",
-        description="Above this many unhealthy watched nodes (count or percent) nothing is fenced or restarted.",
+        default="49%",
+        description=(
+            "Above this many unhealthy watched nodes (count or percent, rounded down) "
+            "nothing is fenced or restarted."
+        ),
     )
     cooldown: Duration = Field(
         default="5m", description="After a storm ends, wait this long before acting again.",

@@ -91,4 +91,8 @@ class NodeFailoverStatus(ApiModel):
     fenced_at: datetime | None = None
     completed_at: datetime | None = None
     message: str | None = None
+    finished: bool = Field(
+        default=False,
+        description="Terminal, and nothing kvha applied for fencing remains; kvha no longer drives it.",
+    )
     observed_generation: int | None = None

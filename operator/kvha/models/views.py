@@ -274,9 +274,9 @@ def guest_requests(domain: Obj) -> tuple[int, int]:
     explicit resources.requests first, else vCPUs (sockets × cores × threads) and guest memory."""
     requests = (domain.get("resources") or {}).get("requests") or {}
     cpu_topology = domain.get("cpu") or {}
-    vcpus = (
-        int(cpu_topology.get("sockets") or 1) * int(cpu_topology.get("cores") or 1) * int(cpu_topology.get("threads") or 1)
-    )
+    vcpus = 1
+    for dimension in ("sockets", "cores", "threads"):
+        vcpus *= int(cpu_topology.get(dimension) or 1)
     try:
         cpu = cpu_millis(requests["cpu"]) if "cpu" in requests else vcpus * 1000
         memory = requests.get("memory") or (domain.get("memory") or {}).get("guest")

@@ -1,0 +1,3 @@
+from kvha.cli import main
+
+main()

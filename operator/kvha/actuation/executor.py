@@ -1,0 +1,99 @@
+"""Perform fencing and restart actions. Failures are collected, not raised one by one, so one
+bad VM never stops the restart of the others."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from kvha.constants import FAILOVER_NODE_LABEL, FENCE_CONFIRMED_ANNOTATION
+from kvha.fencing import (
+    ApplyOutOfServiceTaint,
+    CreateRemediation,
+    DeleteRemediation,
+    FenceAction,
+    RemoveFenceConfirmation,
+    RemoveOutOfServiceTaint,
+)
+from kvha.k8s.api import Kube, plural_of, set_node_annotation
+from kvha.planner import RestartVM
+
+log = logging.getLogger(__name__)
+Action = FenceAction | RestartVM
+
+
+@dataclass(frozen=True)
+class ActionFailed:
+    action: Action
+    error: str
+
+
+async def execute(kube: Kube, actions: Iterable[Action], *, failover: str) -> list[ActionFailed]:
+    failures: list[ActionFailed] = []
+    for action in actions:
+        try:
+            await _perform(kube, action, failover=failover)
+        except Exception as exc:  # one failed call must not stop the others; the core re-issues it
+            log.warning("action %s failed: %s", action, exc)
+            failures.append(ActionFailed(action, str(exc)))
+    return failures
+
+
+async def _perform(kube: Kube, action: Action, *, failover: str) -> None:
+    match action:
+        case ApplyOutOfServiceTaint(node=node):
+            await kube.set_out_of_service_taint(node, present=True)
+        case RemoveOutOfServiceTaint(node=node):
+            await kube.set_out_of_service_taint(node, present=False)
+        case RemoveFenceConfirmation(node=node):
+            await set_node_annotation(kube, node, FENCE_CONFIRMED_ANNOTATION, None)
+        case CreateRemediation():
+            await _create_remediation(kube, action, failover=failover)
+        case DeleteRemediation(name=name, template=template):
+            await kube.delete_object(api_version=template.api_version,
+                                     plural=plural_of(_remediation_kind(template.kind)),
+                                     name=name, namespace=template.namespace)
+        case RestartVM():
+            await _restart(kube, action)
+
+
+def _remediation_kind(template_kind: str) -> str:
+    return template_kind.removesuffix("Template")
+
+
+async def _create_remediation(kube: Kube, action: CreateRemediation, *, failover: str) -> None:
+    """Create the remediation object from the template's spec.template, named after the node
+    (the medik8s convention that remediators rely on)."""
+    template = action.template
+    source = await kube.get_object(api_version=template.api_version, plural=plural_of(template.kind),
+                                   name=template.name, namespace=template.namespace)
+    if source is None:
+        raise RuntimeError(f"remediation template {template.kind} {template.namespace}/{template.name} not found")
+    spec: dict[str, Any] = ((source.get("spec") or {}).get("template") or {}).get("spec") or {}
+    kind = _remediation_kind(template.kind)
+    body = {
+        "apiVersion": template.api_version,
+        "kind": kind,
+        "metadata": {
+            "name": action.name,
+            "namespace": template.namespace,
+            "labels": {FAILOVER_NODE_LABEL: action.node},
+            "annotations": {"kvha.io/failover": failover, "remediation.medik8s.io/node-name": action.node},
+        },
+        "spec": spec,
+    }
+    await kube.create_object(api_version=template.api_version, plural=plural_of(kind), body=body,
+                             namespace=template.namespace)
+
+
+async def _restart(kube: Kube, action: RestartVM) -> None:
+    """Remove the stuck instance the way KubeVirt would on its own once the node is known dead:
+    the launcher pod force-deleted (its kubelet will never confirm), the VMI marked Failed. The
+    VM controller then creates a new VMI, which the scheduler places on a healthy node."""
+    for pod in action.launcher_pods:
+        await kube.force_delete_pod(action.namespace, pod)
+    if action.vmi_uid:
+        await kube.mark_vmi_failed(action.namespace, action.vmi_name, action.vmi_uid,
+                                   f"node {action.from_node} failed and was fenced; restarted by kvha")

@@ -1,0 +1,56 @@
+"""How many host failures the cluster can absorb for the VMs a policy protects (vSphere HA's
+"host failures cluster tolerates"), so users learn about a shortfall before an incident does.
+
+The exact question — can *every* set of k hosts fail and all their protected VMs still be placed —
+means trying all C(nodes, k) sets, each a bin-packing problem; neither is affordable every few
+seconds on a large cluster. The heuristic takes the worst plausible case instead: the k hosts
+carrying the most protected demand (memory, then CPU; ties broken by the most free memory, whose
+loss removes the most room) fail together, and their VMs are placed on the rest with the very
+placement the failover planner uses. k grows from 1 until that fails, so the answer is what the
+planner would actually achieve for those failures. It can overstate the tolerance when a smaller
+host's VMs are harder to place (narrow node selectors, tolerations few nodes match); the
+failover itself still places VM by VM and reports any VM that does not fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from kvha.placement import Candidate, NodeCapacity, place
+
+
+def failover_capacity(
+    *,
+    protected_by_node: Mapping[str, Sequence[Candidate]],
+    nodes: Sequence[NodeCapacity],
+    limit: int,
+) -> int:
+    """The largest k ≤ `limit` such that the k hosts with the most protected demand can all fail
+    and every protected VM on them is re-placed on the remaining `nodes`.
+
+    `protected_by_node` maps a node name to its protected VMs as placement candidates (launcher
+    requests and constraints, `kvha.placement.launcher_requests`); `nodes` are the healthy,
+    schedulable nodes with their current free capacity, including the ones that may fail.
+    """
+    free_memory = {n.name: n.free_memory_bytes for n in nodes}
+    hosts = set(free_memory) | set(protected_by_node)
+
+    def severity(host: str) -> tuple[int, int, int, str]:
+        vms = protected_by_node.get(host, ())
+        return (
+            -sum(c.memory_bytes for c in vms),
+            -sum(c.cpu_millis for c in vms),
+            -free_memory.get(host, 0),
+            host,
+        )
+
+    worst_first = sorted(hosts, key=severity)
+    for failures in range(1, limit + 1):
+        if failures > len(worst_first):
+            return failures - 1
+        failed = set(worst_first[:failures])
+        displaced = [c for host in failed for c in protected_by_node.get(host, ())]
+        survivors = [n for n in nodes if n.name not in failed]
+        if place(candidates=displaced, nodes=survivors).unplaced:
+            return failures - 1
+    return max(limit, 0)

@@ -1,0 +1,100 @@
+"""`kvha run` / `python -m kvha`: start the operator.
+
+Order matters for safety: serve probes, win the leader Lease, only then start kopf; stop kopf as
+soon as leadership cannot be proven. A replica that is not the leader never runs a handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+import kopf
+
+from kvha.k8s.api import Kube, load_config
+from kvha.k8s.leader import LeaderElector, LeaseConfig
+from kvha.metrics import observe_leadership
+from kvha.probes import start_http
+from kvha.settings import OperatorSettings
+
+log = logging.getLogger("kvha")
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+
+
+async def run_operator(settings: OperatorSettings) -> int:
+    import kvha.handlers  # noqa: F401, PLC0415 - importing registers the kopf handlers
+
+    api_client = load_config()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runner = await start_http(host=settings.http_host, port=settings.http_port, healthy=lambda: True)
+    elector: LeaderElector | None = None
+    lost = asyncio.Event()
+    try:
+        if settings.leader_election:
+            elector = LeaderElector(api_client, LeaseConfig(
+                namespace=settings.namespace, name=settings.lease_name, identity=settings.identity,
+                duration_seconds=settings.lease_seconds, renew_every_seconds=max(settings.lease_seconds / 3, 1.0),
+                retry_every_seconds=max(settings.lease_seconds / 7, 0.5),
+            ))
+            acquire = asyncio.create_task(elector.acquire())
+            await _first(stop, _done_event(acquire))
+            if stop.is_set():
+                acquire.cancel()
+                return 0
+        observe_leadership(leader=True)
+        holder = asyncio.create_task(elector.hold(lost)) if elector else None
+        quit_flag = asyncio.Event()
+        watcher = asyncio.create_task(_first(stop, lost))
+        watcher.add_done_callback(lambda _: quit_flag.set())
+        await kopf.operator(
+            clusterwide=True,
+            standalone=True,  # leadership comes from our Lease, not from kopf peering
+            stop_flag=quit_flag,
+            memo=kopf.Memo(kube=Kube(api_client), settings=settings),
+        )
+        if holder:
+            holder.cancel()
+        if lost.is_set():
+            log.error("lost leadership; exiting so that the pod restarts as a standby")
+            return 3
+        return 0
+    finally:
+        observe_leadership(leader=False)
+        if elector and not lost.is_set():
+            await asyncio.to_thread(elector.release)
+        await runner.cleanup()
+
+
+def _done_event(task: asyncio.Task[None]) -> asyncio.Event:
+    event = asyncio.Event()
+    task.add_done_callback(lambda _: event.set())
+    return event
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="kvha", description="High availability for KubeVirt VMs.")
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="run the operator (the default)")
+    for target in (parser, run):
+        target.add_argument("--log-format", choices=["plain", "json"], default="plain")
+        target.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    kopf.configure(
+        verbose=args.verbose,
+        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(asyncio.run(run_operator(OperatorSettings())))

@@ -1,0 +1,16 @@
+"""Detection: is a node dead, may its incident close, and is the cluster in a storm where acting
+would do more harm than good. Pure functions of (observations, policy, now)."""
+
+from kvha.detection.node_health import assess_node, incident_can_close, last_heard_from
+from kvha.detection.storm import StormState, storm_guard
+from kvha.detection.verdict import Health, Verdict
+
+__all__ = [
+    "Health",
+    "StormState",
+    "Verdict",
+    "assess_node",
+    "incident_can_close",
+    "last_heard_from",
+    "storm_guard",
+]

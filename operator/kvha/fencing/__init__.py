@@ -1,0 +1,36 @@
+"""Fencing: make sure a failed node's VMs cannot run any more before they run elsewhere."""
+
+from kvha.fencing.actions import (
+    ApplyOutOfServiceTaint,
+    CreateRemediation,
+    DeleteRemediation,
+    FenceAction,
+    RemoveFenceConfirmation,
+    RemoveOutOfServiceTaint,
+)
+from kvha.fencing.events import EventNote
+from kvha.fencing.machine import (
+    OBSERVE_INTERVAL,
+    UNFENCED_CONFIRMATION,
+    FencingStep,
+    restart_clearance,
+    step_fencing,
+)
+from kvha.fencing.observation import FenceObservation, RemediationObservation
+
+__all__ = [
+    "OBSERVE_INTERVAL",
+    "UNFENCED_CONFIRMATION",
+    "ApplyOutOfServiceTaint",
+    "CreateRemediation",
+    "DeleteRemediation",
+    "EventNote",
+    "FenceAction",
+    "FenceObservation",
+    "FencingStep",
+    "RemediationObservation",
+    "RemoveFenceConfirmation",
+    "RemoveOutOfServiceTaint",
+    "restart_clearance",
+    "step_fencing",
+]

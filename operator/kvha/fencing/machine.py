@@ -1,0 +1,440 @@
+"""The fencing state machine: Detected → Fencing → Fenced (or Aborted, or Failed), then cleanup.
+
+One function per state, as in self-node-remediation: each takes the recorded status and a fresh
+observation and returns the next phase, the new status, idempotent actions and Events. The status
+lives in the NodeFailover, so after a crash or a leader change the next step continues where the
+last one stopped; every action is re-issued until its effect is observed.
+
+The safety rule: the phase never becomes Fenced without the confirmation the strategy demands.
+
+* OutOfServiceTaint + Manual: a human (or a BMC/PDU agent) annotates the Node with
+  kvha.io/fence-confirmed; kvha then applies the out-of-service taint and is Fenced once the taint
+  is on the Node. An out-of-service taint applied by someone else (the Kubernetes non-graceful
+  shutdown procedure done by hand) is the same statement and is accepted.
+* OutOfServiceTaint + Watchdog: every node runs a hardware watchdog that resets it once it loses
+  the cluster, so after `watchdogTimeout` without contact (counted from the later of
+  `unhealthy_since` and the last Lease renewal or heartbeat) the node is down; kvha applies the
+  taint and is Fenced once it is on the Node.
+* Remediation: kvha creates a medik8s remediation named after the node and is Fenced only when it
+  reports success; a failure report or the timeout fails the incident.
+* None: Fenced at once with `confirmed_by` saying nothing was fenced; the planner then restarts only
+  VMs that are safe to run twice.
+
+A deleted Node object counts as confirmation only for OutOfServiceTaint + Manual. Deleting a Node is
+a deliberate act: the cloud provider's node-lifecycle controller deletes it only when the instance
+is gone, and an administrator who deletes it takes the same responsibility as one who annotates it;
+Kubernetes then force-deletes the node's pods exactly as the taint would. For Watchdog the
+deletion says nothing about whether the watchdog fired, so the deadline still applies. For
+Remediation the remediator owns the verdict (machine-deletion remediation deletes the Node itself
+before it reports success), so only its success counts.
+
+If the node becomes healthy (stable for healthyDelay) before it is fenced, the incident is Aborted
+and whatever kvha created is removed. After it is fenced, the cleanup waits for the node to recover
+(or be deleted): the remediation is deleted, the fence-confirmed annotation removed (left in place it
+would confirm the next incident unchecked), and the out-of-service taint kvha applied is removed
+only when no pods remain on the node — Kubernetes' rule for non-graceful shutdown, since a pod
+still bound there could restart with volumes another node now uses. Failed incidents keep what
+was applied (a remediator may still be working, a human will look) until the node recovers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from kvha.constants import (
+    FENCE_CONFIRMED_ANNOTATION,
+    OUT_OF_SERVICE_TAINT_KEY,
+    REASON_FAILOVER_ABORTED,
+    REASON_FENCING_AWAITING,
+    REASON_FENCING_CONFIRMED,
+    REASON_FENCING_FAILED,
+    REASON_FENCING_STARTED,
+    REASON_FENCING_TIMEOUT,
+    REASON_NODE_RECOVERED,
+)
+from kvha.fencing.actions import (
+    ApplyOutOfServiceTaint,
+    CreateRemediation,
+    DeleteRemediation,
+    FenceAction,
+    RemoveFenceConfirmation,
+    RemoveOutOfServiceTaint,
+)
+from kvha.fencing.events import EventNote
+from kvha.fencing.observation import FenceObservation
+from kvha.models.durations import format_seconds, seconds
+from kvha.models.hapolicy import (
+    FENCING_NONE_MESSAGE,
+    REMEDIATION_TEMPLATE_MESSAGE,
+    FenceConfirmation,
+    FencingSpec,
+    FencingStrategy,
+)
+from kvha.models.nodefailover import FailoverPhase, FencingStatus
+from kvha.models.timeutil import format_time
+
+OBSERVE_INTERVAL = 10.0
+"""Seconds between checks while waiting for something whose change may not wake the handler
+(a taint landing, a remediator's progress, pods leaving a node)."""
+
+UNFENCED_CONFIRMATION = (
+    "nothing: fencing strategy None with allowUnfencedRestart; only VMs that are safe to run twice "
+    "(no single-writer volumes, or opted in with kvha.io/allow-unfenced-restart) are restarted"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FencingStep:
+    phase: FailoverPhase
+    status: FencingStatus
+    actions: tuple[FenceAction, ...] = ()
+    events: tuple[EventNote, ...] = ()
+    recheck_after: float | None = None
+    settled: bool = False
+    """Nothing kvha applied for fencing remains (no taint, remediation or confirmation annotation)
+    and nothing more will be applied: a terminal incident needs no further fencing steps."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    phase: FailoverPhase
+    status: FencingStatus
+    observation: FenceObservation
+    fencing: FencingSpec
+    now: datetime
+
+    @property
+    def node(self) -> str:
+        return self.observation.node_name
+
+    @property
+    def strategy(self) -> FencingStrategy:
+        # The strategy recorded when fencing started wins over a policy edited mid-incident.
+        try:
+            return FencingStrategy(self.status.strategy)
+        except ValueError:
+            return self.fencing.strategy
+
+    def seconds_until(self, moment: datetime) -> float:
+        return (moment - self.now).total_seconds()
+
+    def step(
+        self,
+        *,
+        phase: FailoverPhase,
+        reason: str,
+        message: str,
+        warning: bool = False,
+        actions: Sequence[FenceAction] = (),
+        recheck: float | None = None,
+        settled: bool = False,
+        **updates: Any,
+    ) -> FencingStep:
+        """The next step; an Event is posted only when the phase or the message changes, so a
+        state that is re-evaluated every few seconds does not flood the event list."""
+        status = self.status.model_copy(update={**updates, "message": message})
+        events: tuple[EventNote, ...] = ()
+        if phase != self.phase or message != self.status.message:
+            events = (EventNote(reason, message, "Warning" if warning else "Normal"),)
+        return FencingStep(phase, status, tuple(actions), events, recheck, settled)
+
+
+def step_fencing(
+    *,
+    phase: FailoverPhase,
+    status: FencingStatus | None,
+    observation: FenceObservation,
+    fencing: FencingSpec,
+    now: datetime,
+) -> FencingStep:
+    """One step of the state machine for one incident. Call it on every change and after
+    `recheck_after`; it is idempotent for an unchanged observation."""
+    ctx = _Context(phase, status or FencingStatus(strategy=fencing.strategy.value), observation, fencing, now)
+    match phase:
+        case FailoverPhase.DETECTED:
+            return _detected(ctx)
+        case FailoverPhase.FENCING:
+            return _fencing(ctx)
+        case FailoverPhase.ABORTED:
+            return _cleanup(ctx, reason=REASON_FAILOVER_ABORTED, subject=_aborted(ctx))
+        case _:
+            return _fenced(ctx)
+
+
+def restart_clearance(status: FencingStatus | None) -> tuple[bool, bool]:
+    """(fenced, unfenced_allowed) for `kvha.planner.FailoverSnapshot`, from what fencing actually
+    recorded rather than from the policy, which may have been edited since."""
+    if status is None or status.confirmed_at is None:
+        return False, False
+    if status.strategy == FencingStrategy.NONE.value:
+        return False, True
+    return True, False
+
+
+# --- states ------------------------------------------------------------------------------------
+
+
+def _detected(ctx: _Context) -> FencingStep:
+    if ctx.observation.node_healthy:
+        return _cleanup(
+            ctx, reason=REASON_FAILOVER_ABORTED, phase=FailoverPhase.ABORTED, subject=_aborted(ctx)
+        )
+    if ctx.strategy is FencingStrategy.NONE:
+        if not ctx.fencing.allow_unfenced_restart:
+            return ctx.step(
+                phase=FailoverPhase.FAILED,
+                reason=REASON_FENCING_FAILED,
+                warning=True,
+                settled=True,
+                message=FENCING_NONE_MESSAGE,
+            )
+        return ctx.step(
+            phase=FailoverPhase.FENCED,
+            reason=REASON_FENCING_CONFIRMED,
+            warning=True,
+            settled=True,
+            message=f"node {ctx.node} is not fenced (strategy None); only VMs safe to run twice restart",
+            started_at=ctx.now,
+            confirmed_at=ctx.now,
+            confirmed_by=UNFENCED_CONFIRMATION,
+        )
+    # Entering Fencing posts its Event through the first Fencing step (the phase changes).
+    return _fencing(replace(ctx, status=ctx.status.model_copy(update={"started_at": ctx.now})))
+
+
+def _fencing(ctx: _Context) -> FencingStep:
+    if ctx.observation.node_healthy:
+        return _cleanup(
+            ctx, reason=REASON_FAILOVER_ABORTED, phase=FailoverPhase.ABORTED, subject=_aborted(ctx)
+        )
+    match ctx.strategy:
+        case FencingStrategy.REMEDIATION:
+            return _fencing_by_remediation(ctx)
+        case FencingStrategy.NONE:
+            return _detected(ctx)
+        case _:
+            return _fencing_by_taint(ctx)
+
+
+@dataclass(frozen=True, slots=True)
+class _Wait:
+    """Not confirmed yet: what the user is told, and when the confirmation could arrive by itself."""
+
+    reason: str
+    message: str
+    warning: bool = False
+    seconds: float = OBSERVE_INTERVAL
+
+
+def _fencing_by_taint(ctx: _Context) -> FencingStep:
+    node, status = ctx.observation.node, ctx.status
+    if node is not None and node.has_taint(OUT_OF_SERVICE_TAINT_KEY):
+        by = (
+            status.confirmed_by
+            if status.taint_applied and status.confirmed_by
+            else ("the out-of-service taint, applied by someone other than kvha")
+        )
+        return _confirmed(ctx, by)
+    if status.taint_applied:  # authorised earlier; the taint has not landed yet
+        if node is None:
+            return _confirmed(ctx, f"{status.confirmed_by}; the Node object has since been deleted")
+        return ctx.step(
+            phase=FailoverPhase.FENCING,
+            reason=REASON_FENCING_CONFIRMED,
+            message=status.message or "",
+            actions=[ApplyOutOfServiceTaint(ctx.node)],
+            recheck=OBSERVE_INTERVAL,
+        )
+    verdict = _watchdog(ctx) if ctx.fencing.confirmation is FenceConfirmation.WATCHDOG else _manual(ctx)
+    if isinstance(verdict, _Wait):
+        return _waiting(ctx, verdict)
+    if node is None:
+        return _confirmed(
+            ctx,
+            f"{verdict}; no taint is needed: Kubernetes deletes the pods of a deleted Node "
+            "as it would for the out-of-service taint",
+        )
+    return ctx.step(
+        phase=FailoverPhase.FENCING,
+        reason=REASON_FENCING_CONFIRMED,
+        message=f"{verdict}; applying the out-of-service taint to node {ctx.node}",
+        actions=[ApplyOutOfServiceTaint(ctx.node)],
+        recheck=OBSERVE_INTERVAL,
+        taint_applied=True,
+        confirmed_by=verdict,
+    )
+
+
+def _manual(ctx: _Context) -> str | _Wait:
+    """What confirms the node is off (a human's or the platform's word), or how to give it."""
+    node = ctx.observation.node
+    if node is None:
+        return (
+            "the Node object was deleted (by an administrator or the cloud provider's node-lifecycle "
+            "controller), which kvha takes as confirmation that the machine is gone"
+        )
+    if node.fence_confirmed is not None:
+        return f"Node annotation {FENCE_CONFIRMED_ANNOTATION}={node.fence_confirmed}"
+    return _Wait(
+        REASON_FENCING_AWAITING,
+        f"node {ctx.node} is unhealthy; confirm it is powered off with `kubectl annotate node {ctx.node} "
+        f"{FENCE_CONFIRMED_ANNOTATION}=true` (or apply the out-of-service taint); its VMs restart only then",
+        warning=True,
+    )
+
+
+def _watchdog(ctx: _Context) -> str | _Wait:
+    obs = ctx.observation
+    timeout = seconds(ctx.fencing.watchdog_timeout)
+    out_of_contact_since = max(obs.unhealthy_since, obs.last_heard_from or obs.unhealthy_since)
+    deadline = out_of_contact_since + timedelta(seconds=timeout)
+    if ctx.now >= deadline:
+        return (
+            f"no contact with node {ctx.node} since {format_time(out_of_contact_since)}, longer than the "
+            f"{format_seconds(timeout)} after which its watchdog resets it"
+        )
+    # No deadline in the message: it moves with every heartbeat of a node that is still connected,
+    # and a changing message would post an Event each time.
+    return _Wait(
+        REASON_FENCING_STARTED,
+        f"waiting for node {ctx.node}'s watchdog: it must be out of contact with the cluster for "
+        f"{format_seconds(timeout)} before the out-of-service taint is applied",
+        seconds=ctx.seconds_until(deadline),
+    )
+
+
+def _fencing_by_remediation(ctx: _Context) -> FencingStep:
+    template = ctx.fencing.remediation_template
+    if template is None:
+        return ctx.step(
+            phase=FailoverPhase.FAILED,
+            reason=REASON_FENCING_FAILED,
+            warning=True,
+            message=REMEDIATION_TEMPLATE_MESSAGE,
+        )
+    name = ctx.status.remediation_name or ctx.node
+    kind = template.kind.removesuffix("Template")
+    remediation = ctx.observation.remediation
+    exists = remediation is not None and remediation.exists
+    if remediation is not None and exists and remediation.succeeded:
+        detail = f": {remediation.message}" if remediation.message else ""
+        return _confirmed(ctx, f"{kind} {name} reported success{detail}")
+    if remediation is not None and exists and remediation.failed:
+        return ctx.step(
+            phase=FailoverPhase.FAILED,
+            reason=REASON_FENCING_FAILED,
+            warning=True,
+            message=f"{kind} {name} reported failure ({remediation.message or 'no message'}); "
+            f"node {ctx.node} is not fenced and its VMs were not restarted",
+        )
+    wait = _Wait(
+        REASON_FENCING_STARTED,
+        f"waiting for {kind} {name} (from template {template.namespace}/{template.name}) to report success",
+    )
+    actions = [] if exists else [CreateRemediation(node=ctx.node, template=template, name=name)]
+    return _waiting(ctx, wait, actions=actions, remediation_name=name)
+
+
+def _waiting(
+    ctx: _Context, wait: _Wait, *, actions: Sequence[FenceAction] = (), **updates: Any
+) -> FencingStep:
+    """Not confirmed yet: keep waiting until the fencing timeout, then fail the incident."""
+    timeout = seconds(ctx.fencing.timeout)
+    started_at = ctx.status.started_at or ctx.now
+    remaining = ctx.seconds_until(started_at + timedelta(seconds=timeout))
+    if remaining <= 0:
+        return ctx.step(
+            phase=FailoverPhase.FAILED,
+            reason=REASON_FENCING_TIMEOUT,
+            warning=True,
+            message=f"node {ctx.node} was not fenced within {format_seconds(timeout)} ({wait.message}); "
+            "its VMs were not restarted",
+        )
+    return ctx.step(
+        phase=FailoverPhase.FENCING,
+        reason=wait.reason,
+        message=wait.message,
+        warning=wait.warning,
+        actions=actions,
+        recheck=min(wait.seconds, OBSERVE_INTERVAL, remaining),
+        **updates,
+    )
+
+
+def _confirmed(ctx: _Context, confirmed_by: str) -> FencingStep:
+    return ctx.step(
+        phase=FailoverPhase.FENCED,
+        reason=REASON_FENCING_CONFIRMED,
+        message=f"node {ctx.node} is fenced ({confirmed_by}); its VMs may be restarted elsewhere",
+        confirmed_at=ctx.now,
+        confirmed_by=confirmed_by,
+    )
+
+
+def _fenced(ctx: _Context) -> FencingStep:
+    """Fenced, Restarting, Completed or Failed: hold everything until the node recovers or is deleted."""
+    obs = ctx.observation
+    if obs.node is not None and not obs.node_healthy:
+        return FencingStep(ctx.phase, ctx.status, settled=not _holds_anything(ctx))
+    subject = f"node {ctx.node} recovered" if obs.node is not None else f"node {ctx.node} was deleted"
+    return _cleanup(ctx, reason=REASON_NODE_RECOVERED, subject=subject)
+
+
+def _aborted(ctx: _Context) -> str:
+    return f"node {ctx.node} recovered before it was fenced and no VM was restarted"
+
+
+def _holds_anything(ctx: _Context) -> bool:
+    remediation = ctx.observation.remediation
+    node = ctx.observation.node
+    return (
+        (remediation is not None and remediation.exists)
+        or (ctx.status.taint_applied and not ctx.status.taint_removed)
+        or (node is not None and node.fence_confirmed is not None)
+    )
+
+
+def _cleanup(ctx: _Context, *, reason: str, subject: str, phase: FailoverPhase | None = None) -> FencingStep:
+    """Undo what fencing applied. Safe to repeat; settled once nothing of ours is left."""
+    obs, status = ctx.observation, ctx.status
+    node = obs.node
+    actions: list[FenceAction] = []
+    pending: list[str] = []
+    updates: dict[str, Any] = {}
+    if obs.remediation is not None and obs.remediation.exists:
+        name = status.remediation_name or ctx.node
+        template = ctx.fencing.remediation_template
+        if template is not None:
+            actions.append(DeleteRemediation(node=ctx.node, name=name, template=template))
+            pending.append(f"deleting remediation {name}")
+        else:
+            pending.append(
+                f"remediation {name} must be deleted by hand: the policy no longer names its template"
+            )
+    if status.taint_applied and not status.taint_removed:
+        if node is None or not node.has_taint(OUT_OF_SERVICE_TAINT_KEY):
+            updates["taint_removed"] = True
+        elif obs.pods_remaining_on_node == 0:
+            actions.append(RemoveOutOfServiceTaint(ctx.node))
+            pending.append("removing the out-of-service taint")
+        else:
+            pending.append(
+                "waiting for the pods still bound to it to be deleted before removing the "
+                "out-of-service taint"
+            )
+    if node is not None and node.fence_confirmed is not None:
+        actions.append(RemoveFenceConfirmation(ctx.node))
+        pending.append(f"removing its {FENCE_CONFIRMED_ANNOTATION} annotation")
+    message = f"{subject}; undoing fencing: {', '.join(pending)}" if pending else subject
+    return ctx.step(
+        phase=phase or ctx.phase,
+        reason=reason,
+        message=message,
+        actions=actions,
+        recheck=OBSERVE_INTERVAL if pending else None,
+        settled=not pending,
+        **updates,
+    )

@@ -1,0 +1,9 @@
+"""kopf handlers: every decorator of the operator, importing this package registers them.
+
+Handlers stay thin: parse the body, build a snapshot from the in-memory indices, call the pure
+core, hand its actions to `kvha.actuation`, write status once.
+"""
+
+from kvha.handlers import failovers, indices, policies, startup, vms
+
+__all__ = ["failovers", "indices", "policies", "startup", "vms"]

@@ -1,0 +1,130 @@
+"""NodeFailover: drive one incident, a step a second, until it is finished.
+
+Each tick: snapshot from the indices (plus one GET of the remediation object while fencing by
+remediation), one pure step of `kvha.reconcile.advance_incident`, status written *before* the
+actions run (write-ahead: a crash between the two repeats an idempotent action, never loses one),
+then the actions, Events and metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from kvha import metrics
+from kvha.actuation import execute
+from kvha.constants import COND_STORM_GUARD, GROUP, VERSION
+from kvha.detection import StormState
+from kvha.fencing import RemediationObservation
+from kvha.handlers import events
+from kvha.handlers.snapshot import Indices, by_key, first, grouped, parse_policy, values, vm_keyed
+from kvha.k8s.api import Kube, plural_of
+from kvha.models.conditions import condition_status
+from kvha.models.hapolicy import FencingStrategy, HAPolicySpec, HAPolicyStatus
+from kvha.models.nodefailover import NodeFailoverSpec, NodeFailoverStatus
+from kvha.models.timeutil import utcnow
+from kvha.placement import node_capacities
+from kvha.protection import selects, unfenced_safe
+from kvha.reconcile import IncidentSnapshot, advance_incident, healthy_nodes
+from kvha.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+SETTINGS = OperatorSettings()
+
+
+def _unfinished(status: kopf.Status, **_: Any) -> bool:
+    return not status.get("finished", False)
+
+
+@kopf.timer(GROUP, VERSION, "nodefailovers", interval=SETTINGS.failover_interval, when=_unfinished)
+async def drive_failover(
+    *, name: str, body: kopf.Body, spec: kopf.Spec, status: kopf.Status, memo: Any, **kwargs: Any,
+) -> None:
+    kube: Kube = memo.kube
+    ix = Indices.of(kwargs)
+    now = utcnow()
+    failover_spec = NodeFailoverSpec.model_validate(dict(spec))
+    current = NodeFailoverStatus.model_validate(dict(status)) if status else NodeFailoverStatus()
+    record = first(ix.policies, failover_spec.policy_name)
+    policy, _problem = parse_policy(record["spec"]) if record else (None, None)
+    policy_status = HAPolicyStatus.model_validate(record["status"]) if record and record["status"] else HAPolicyStatus()
+    node_name = failover_spec.node_name
+    nodes = list(values(ix.nodes))
+    leases = by_key(ix.leases)
+    pods = list(values(ix.pods_by_node))
+    namespaces = by_key(ix.namespaces)
+    vms = {vm.key: vm for vm in values(ix.vms)
+           if policy is not None and selects(policy, vm, namespaces.get(vm.namespace, {}))}
+    claims = by_key(ix.claims)
+    healthy = healthy_nodes(nodes=nodes, leases=leases, policy=policy, now=now) if policy else []
+    step = advance_incident(IncidentSnapshot(
+        name=name,
+        spec=failover_spec,
+        status=current,
+        policy=policy,
+        node=first(ix.nodes, node_name),
+        lease=leases.get(node_name),
+        storm=_storm(policy_status),
+        remediation=await _remediation(kube, policy, current, node_name),
+        pods_on_node=list(ix.pods_by_node.get(node_name, [])),
+        vms=vms,
+        vmis=vm_keyed(by_key(ix.vmis)),
+        launcher_pods=grouped(ix.launchers),
+        nodes=node_capacities(nodes=healthy, pods=pods, exclude={node_name}),
+        unfenced_safe={key for key, vm in vms.items() if unfenced_safe(vm, claims)},
+        now=now,
+    ))
+    new_status = step.status.model_copy(update={"finished": step.finished}).to_api()
+    if new_status != dict(status):
+        await kube.patch_status("nodefailovers", name, new_status)  # write-ahead, then act
+    failures = await execute(kube, [*step.fence_actions, *step.restart_actions], failover=name)
+    for failure in failures:
+        kopf.warn(body, reason="ActionFailed", message=f"{failure.action}: {failure.error}")
+    events.post(step.events, on=body, vms=vms)
+    _observe(step, policy_name=failover_spec.policy_name, policy=policy, detected=failover_spec.detected_at)
+
+
+def _storm(policy_status: HAPolicyStatus) -> StormState:
+    """The storm guard as the policy last evaluated it (True also during the cooldown)."""
+    active = condition_status(policy_status.conditions, COND_STORM_GUARD) == "True"
+    message = next((c.message for c in policy_status.conditions if c.type == COND_STORM_GUARD), "")
+    return StormState(active=active, limit=0, unhealthy=policy_status.unhealthy_nodes,
+                      watched=policy_status.watched_nodes, ended_at=policy_status.storm_ended_at,
+                      cooling_until=None, message=message)
+
+
+async def _remediation(kube: Kube, policy: HAPolicySpec | None, status: NodeFailoverStatus,
+                       node: str) -> RemediationObservation | None:
+    """One GET of the remediation object, only when the Remediation strategy is in play."""
+    if policy is None or policy.fencing.strategy is not FencingStrategy.REMEDIATION:
+        return None
+    template = policy.fencing.remediation_template
+    if template is None or (status.finished):
+        return None
+    name = (status.fencing.remediation_name if status.fencing else None) or node
+    obj = await kube.get_object(api_version=template.api_version,
+                                plural=plural_of(template.kind.removesuffix("Template")),
+                                name=name, namespace=template.namespace)
+    if obj is None:
+        return RemediationObservation(exists=False)
+    conditions: list[dict[str, Any]] = (obj.get("status") or {}).get("conditions") or []
+    succeeded = next((c for c in conditions if c.get("type") == "Succeeded"), {})
+    return RemediationObservation(
+        exists=True,
+        succeeded=succeeded.get("status") == "True",
+        failed=succeeded.get("status") == "False",
+        message=str(succeeded.get("message") or ""),
+    )
+
+
+def _observe(step: Any, *, policy_name: str, policy: HAPolicySpec | None, detected: Any) -> None:
+    for entry in step.restored:
+        if entry.running_at is not None:
+            metrics.observe_vm_restored(policy=policy_name, priority=entry.priority,
+                                        recovery_seconds=(entry.running_at - detected).total_seconds())
+    if step.fenced_after is not None and policy is not None:
+        metrics.observe_fenced(policy=policy_name, strategy=policy.fencing.strategy.value, seconds=step.fenced_after)
+    if step.outcome is not None:
+        metrics.observe_incident_closed(policy_name, step.outcome)

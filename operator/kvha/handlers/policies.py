@@ -1,0 +1,94 @@
+"""HAPolicy reconcile: every few seconds, from the in-memory indices (no API lists), evaluate the
+policy, open incidents for dead nodes, and write status once if anything changed."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from kvha import metrics
+from kvha.constants import (
+    API_VERSION,
+    FAILOVER_NODE_LABEL,
+    FAILOVER_POLICY_LABEL,
+    GROUP,
+    REASON_NODE_UNHEALTHY,
+    VERSION,
+)
+from kvha.fencing import EventNote
+from kvha.handlers import events
+from kvha.handlers.snapshot import Indices, by_key, grouped, parse_policy, values, vm_keyed
+from kvha.k8s.api import Kube
+from kvha.models.hapolicy import HAPolicyStatus
+from kvha.models.timeutil import format_time, utcnow
+from kvha.reconcile import NewIncident, PolicySnapshot, evaluate_policy
+from kvha.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+SETTINGS = OperatorSettings()
+
+
+@kopf.timer(GROUP, VERSION, "hapolicies", interval=SETTINGS.policy_interval, initial_delay=0.5)
+async def reconcile_policy(
+    *, name: str, body: kopf.Body, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, memo: Any, **kwargs: Any,
+) -> None:
+    kube: Kube = memo.kube
+    ix = Indices.of(kwargs)
+    namespace_labels = by_key(ix.namespaces)
+    policy, problem = parse_policy(spec)
+    current = HAPolicyStatus.model_validate(dict(status)) if status else HAPolicyStatus()
+    step = evaluate_policy(PolicySnapshot(
+        name=name,
+        generation=meta.get("generation"),
+        policy=policy,
+        invalid_message=problem,
+        status=current,
+        nodes=list(values(ix.nodes)),
+        leases=by_key(ix.leases),
+        vms=list(values(ix.vms)),
+        namespace_labels=namespace_labels,
+        vmis=vm_keyed(by_key(ix.vmis)),
+        pods=list(values(ix.pods_by_node)),
+        launcher_pods=grouped(ix.launchers),
+        failovers=list(values(ix.failovers)),
+        now=utcnow(),
+    ))
+    for incident in step.open_incidents:
+        await _open(kube, policy_name=name, incident=incident)
+    new_status = step.status.to_api()
+    if new_status != dict(status):
+        await kube.patch_status("hapolicies", name, new_status)
+    events.post(step.events, on=body)
+    if policy is not None and step.storm is not None:
+        metrics.observe_policy(
+            policy=name, protected=step.status.protected_vms, unprotectable=dict(step.unprotectable or {}),
+            capacity=step.status.failover_capacity, target=policy.admission_control.host_failures_to_tolerate,
+            storm=step.storm.blocks_action, active=step.status.active_failover_count, waiting=step.waiting,
+        )
+
+
+async def _open(kube: Kube, *, policy_name: str, incident: NewIncident) -> None:
+    body = {
+        "apiVersion": API_VERSION,
+        "kind": "NodeFailover",
+        "metadata": {
+            "name": incident.name,
+            "labels": {FAILOVER_NODE_LABEL: incident.node, FAILOVER_POLICY_LABEL: policy_name},
+        },
+        "spec": {
+            "nodeName": incident.node,
+            "policyName": policy_name,
+            "detectedAt": format_time(incident.detected_at),
+            "reason": incident.reason,
+        },
+    }
+    created = await kube.create_nodefailover(body)
+    if created is None:
+        return  # already there: opened by an earlier tick or the previous leader
+    log.warning("node %s is unhealthy (%s): opened NodeFailover %s", incident.node, incident.reason, incident.name)
+    metrics.observe_incident_opened(policy_name)
+    note = EventNote(REASON_NODE_UNHEALTHY, f"{incident.reason}; opened NodeFailover {incident.name}", "Warning")
+    events.post([note], on=events.node_ref(incident.node))
+    events.post([note], on=created)

@@ -1,0 +1,98 @@
+"""Turn kopf's indices into the plain mappings the decision core takes.
+
+Index keys in kopf map to a store of values; for indices keyed by a unique name there is one value
+per key. These helpers flatten them without copying more than needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import kopf
+from pydantic import ValidationError
+
+from kvha.models.hapolicy import HAPolicySpec
+from kvha.models.views import ClaimView, LeaseView, NodeView, PodView, VMIView, VMView
+from kvha.reconcile.policy import FailoverRecord
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def first(index: kopf.Index[K, V], key: K) -> V | None:
+    store = index.get(key)
+    if store is None:
+        return None
+    return next(iter(store), None)
+
+
+def values(index: kopf.Index[Any, V]) -> Iterator[V]:
+    for store in index.values():
+        yield from store
+
+
+def by_key(index: kopf.Index[K, V]) -> dict[K, V]:
+    """Unique-key index as a dict (the last value wins if a key was briefly duplicated)."""
+    return {key: value for key, store in index.items() for value in store}
+
+
+def grouped(index: kopf.Index[K, V]) -> dict[K, list[V]]:
+    return {key: list(store) for key, store in index.items()}
+
+
+def vm_keyed(items: Mapping[tuple[str, str], V]) -> dict[str, V]:
+    """(namespace, name) keys → the core's `namespace/name` keys."""
+    return {f"{ns}/{name}": value for (ns, name), value in items.items()}
+
+
+def parse_policy(spec: Mapping[str, Any]) -> tuple[HAPolicySpec | None, str | None]:
+    """The policy, or a message that names each bad field the way the user wrote it."""
+    try:
+        return HAPolicySpec.model_validate(dict(spec)), None
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or "spec"
+            problems.append(f"spec.{where}: {error['msg']}")
+        return None, "; ".join(problems)
+
+
+def parsed_policies(policy_index: kopf.Index[str, dict[str, Any]]) -> Iterable[tuple[str, HAPolicySpec]]:
+    for name, store in sorted(policy_index.items()):
+        for record in store:
+            policy, _ = parse_policy(record["spec"])
+            if policy is not None:
+                yield name, policy
+
+
+@dataclass(frozen=True)
+class Indices:
+    """The operator's indices, as kopf passes them to every handler (by index function name)."""
+
+    nodes: kopf.Index[str, NodeView]
+    leases: kopf.Index[str, LeaseView]
+    namespaces: kopf.Index[str, dict[str, str]]
+    pods_by_node: kopf.Index[str, PodView]
+    launchers: kopf.Index[str, PodView]
+    vms: kopf.Index[tuple[str, str], VMView]
+    vmis: kopf.Index[tuple[str, str], VMIView]
+    claims: kopf.Index[tuple[str, str], ClaimView]
+    policies: kopf.Index[str, dict[str, Any]]
+    failovers: kopf.Index[str, FailoverRecord]
+
+    @classmethod
+    def of(cls, kwargs: Mapping[str, Any]) -> Indices:
+        return cls(
+            nodes=kwargs["node_index"],
+            leases=kwargs["lease_index"],
+            namespaces=kwargs["namespace_index"],
+            pods_by_node=kwargs["pods_by_node"],
+            launchers=kwargs["launchers_by_vmi"],
+            vms=kwargs["vm_index"],
+            vmis=kwargs["vmi_index"],
+            claims=kwargs["claim_index"],
+            policies=kwargs["policy_index"],
+            failovers=kwargs["failovers_by_node"],
+        )

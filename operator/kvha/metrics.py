@@ -1,0 +1,89 @@
+"""Prometheus metrics, declared once and updated through small `observe_*` functions.
+
+Names follow Prometheus conventions (`kvha_` prefix, `_total` counters, `_seconds` units) and are
+what the Helm chart's PrometheusRule alerts on; rename one and the alerts go silent.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+INCIDENTS = Counter(
+    "kvha_incidents_total", "Node failovers opened, by policy and how they ended.",
+    ["policy", "outcome"], registry=REGISTRY,
+)
+VMS_RESTORED = Counter(
+    "kvha_vms_restored_total", "VMs running again on a healthy node after a failover.",
+    ["policy", "priority"], registry=REGISTRY,
+)
+RECOVERY_SECONDS = Histogram(
+    "kvha_vm_recovery_seconds", "From node failure detected to the VM Running again elsewhere.",
+    ["policy"], buckets=(5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200), registry=REGISTRY,
+)
+FENCING_SECONDS = Histogram(
+    "kvha_fencing_seconds", "From fencing started to fencing confirmed.",
+    ["policy", "strategy"], buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600), registry=REGISTRY,
+)
+VMS_WAITING = Gauge(
+    "kvha_vms_waiting_for_capacity", "VMs of active failovers that fit on no healthy node.",
+    ["policy"], registry=REGISTRY,
+)
+ACTIVE_FAILOVERS = Gauge(
+    "kvha_active_failovers", "Node failovers not yet completed.", ["policy"], registry=REGISTRY,
+)
+FAILOVER_CAPACITY = Gauge(
+    "kvha_failover_capacity_hosts", "Host failures the cluster can absorb now for the policy's VMs.",
+    ["policy"], registry=REGISTRY,
+)
+FAILOVER_CAPACITY_TARGET = Gauge(
+    "kvha_failover_capacity_target_hosts", "Host failures the policy asks the cluster to absorb.",
+    ["policy"], registry=REGISTRY,
+)
+PROTECTED_VMS = Gauge("kvha_protected_vms", "VMs a policy protects.", ["policy"], registry=REGISTRY)
+UNPROTECTABLE_VMS = Gauge(
+    "kvha_unprotectable_vms", "VMs a policy selects but cannot protect, by reason.",
+    ["policy", "reason"], registry=REGISTRY,
+)
+STORM_GUARD = Gauge(
+    "kvha_storm_guard_active", "1 while too many nodes are unhealthy for kvha to act.",
+    ["policy"], registry=REGISTRY,
+)
+IS_LEADER = Gauge("kvha_leader", "1 on the replica that holds the leader Lease.", registry=REGISTRY)
+
+
+def observe_incident_opened(policy: str) -> None:
+    INCIDENTS.labels(policy=policy, outcome="opened").inc()
+
+
+def observe_incident_closed(policy: str, outcome: str) -> None:
+    INCIDENTS.labels(policy=policy, outcome=outcome).inc()
+
+
+def observe_vm_restored(*, policy: str, priority: str, recovery_seconds: float) -> None:
+    VMS_RESTORED.labels(policy=policy, priority=priority).inc()
+    RECOVERY_SECONDS.labels(policy=policy).observe(max(recovery_seconds, 0.0))
+
+
+def observe_fenced(*, policy: str, strategy: str, seconds: float) -> None:
+    FENCING_SECONDS.labels(policy=policy, strategy=strategy).observe(max(seconds, 0.0))
+
+
+def observe_policy(
+    *, policy: str, protected: int, unprotectable: dict[str, int], capacity: int | None, target: int,
+    storm: bool, active: int, waiting: int,
+) -> None:
+    PROTECTED_VMS.labels(policy=policy).set(protected)
+    for reason, count in unprotectable.items():
+        UNPROTECTABLE_VMS.labels(policy=policy, reason=reason).set(count)
+    if capacity is not None:
+        FAILOVER_CAPACITY.labels(policy=policy).set(capacity)
+    FAILOVER_CAPACITY_TARGET.labels(policy=policy).set(target)
+    STORM_GUARD.labels(policy=policy).set(1 if storm else 0)
+    ACTIVE_FAILOVERS.labels(policy=policy).set(active)
+    VMS_WAITING.labels(policy=policy).set(waiting)
+
+
+def observe_leadership(*, leader: bool) -> None:
+    IS_LEADER.set(1 if leader else 0)

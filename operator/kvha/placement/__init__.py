@@ -1,0 +1,28 @@
+"""Where can a VM run: node capacities, scheduling constraints, and fast priority-ordered placement.
+
+Shared by the failover planner (where do this failed node's VMs go now) and admission control
+(could the cluster absorb the loss of its largest hosts), which are independent of each other.
+"""
+
+from kvha.placement.capacity import (
+    NodeCapacity,
+    launcher_placement,
+    launcher_requests,
+    node_capacities,
+    reserve,
+)
+from kvha.placement.constraints import fits
+from kvha.placement.packing import Candidate, PlacementResult, place, placement_order
+
+__all__ = [
+    "Candidate",
+    "NodeCapacity",
+    "PlacementResult",
+    "fits",
+    "launcher_placement",
+    "launcher_requests",
+    "node_capacities",
+    "place",
+    "placement_order",
+    "reserve",
+]

@@ -1,0 +1,98 @@
+"""Free CPU and memory per node, and what a VM's launcher pod will request.
+
+Capacity is what the scheduler sees: allocatable minus the requests of every non-terminal pod bound
+to the node. Nodes the scheduler or KubeVirt would never use for a VM (cordoned, no virt-handler,
+or named in `exclude` — the failed and unhealthy nodes) are left out here; taints and selectors are
+per VM, in `constraints`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from kvha.models.views import NodeView, Placement, PodView, Taint, VMView
+
+# A conservative estimate of what virt-launcher adds to the guest, after KubeVirt's
+# GetMemoryOverhead (virt-launcher, its monitor, virtqemud, virtlogd, QEMU and video RAM come to
+# about 250 Mi, plus page tables of 1/512 of guest memory and 8 Mi per vCPU) and its small helper
+# containers' CPU. Only used when the old launcher pod is gone; erring high keeps a plan from
+# promising a node more than it has.
+LAUNCHER_MEMORY_OVERHEAD = 320 * 2**20
+LAUNCHER_MEMORY_PER_VCPU = 8 * 2**20
+LAUNCHER_PAGE_TABLE_DIVISOR = 512
+LAUNCHER_CPU_OVERHEAD_MILLIS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCapacity:
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+    free_cpu_millis: int = 0
+    free_memory_bytes: int = 0
+
+
+def node_capacities(
+    *, nodes: Iterable[NodeView], pods: Iterable[PodView], exclude: set[str]
+) -> list[NodeCapacity]:
+    """The nodes a VM could be restarted on, with what is left of their allocatable resources."""
+    used_cpu: dict[str, int] = {}
+    used_memory: dict[str, int] = {}
+    for pod in pods:  # the hot loop at 100k pods: plain dict arithmetic, no per-pod objects
+        node = pod.node_name
+        if node is None or pod.phase in ("Succeeded", "Failed"):
+            continue
+        used_cpu[node] = used_cpu.get(node, 0) + pod.cpu_millis
+        used_memory[node] = used_memory.get(node, 0) + pod.memory_bytes
+    return [
+        NodeCapacity(
+            name=node.name,
+            labels=node.labels,
+            taints=node.taints,
+            free_cpu_millis=node.allocatable_cpu_millis - used_cpu.get(node.name, 0),
+            free_memory_bytes=node.allocatable_memory_bytes - used_memory.get(node.name, 0),
+        )
+        for node in nodes
+        if not node.unschedulable and node.kubevirt_schedulable and node.name not in exclude
+    ]
+
+
+def reserve(nodes: Iterable[NodeCapacity], reservations: Mapping[str, tuple[int, int]]) -> list[NodeCapacity]:
+    """Capacities after setting aside (cpu, memory) per node for restarts not yet visible as pods."""
+    return [
+        replace(
+            node,
+            free_cpu_millis=node.free_cpu_millis - reservations[node.name][0],
+            free_memory_bytes=node.free_memory_bytes - reservations[node.name][1],
+        )
+        if node.name in reservations
+        else node
+        for node in nodes
+    ]
+
+
+def launcher_requests(vm: VMView, old_pod: PodView | None) -> tuple[int, int]:
+    """(CPU millicores, memory bytes) the restarted VM's launcher pod will request.
+
+    The old launcher pod's requests are exact (they include KubeVirt's overhead for this very VM)
+    and are used whenever the pod is still known; otherwise the guest's requests plus a
+    conservative overhead estimate.
+    """
+    if old_pod is not None and (old_pod.cpu_millis or old_pod.memory_bytes):
+        return old_pod.cpu_millis, old_pod.memory_bytes
+    vcpus = max(1, math.ceil(vm.cpu_millis / 1000))
+    memory = (
+        vm.memory_bytes
+        + LAUNCHER_MEMORY_OVERHEAD
+        + math.ceil(vm.memory_bytes / LAUNCHER_PAGE_TABLE_DIVISOR)
+        + vcpus * LAUNCHER_MEMORY_PER_VCPU
+    )
+    return vm.cpu_millis + LAUNCHER_CPU_OVERHEAD_MILLIS, memory
+
+
+def launcher_placement(vm: VMView, old_pod: PodView | None) -> Placement:
+    """The scheduling constraints of the restarted launcher pod: the old pod's when known (they
+    include what KubeVirt adds, such as CPU-model node selectors), else the VM template's."""
+    return old_pod.placement if old_pod is not None else vm.placement

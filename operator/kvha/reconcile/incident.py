@@ -1,0 +1,232 @@
+"""One step of a node incident: detection → storm guard → fencing → restarts → completion.
+
+The NodeFailover's status is the whole memory of the incident. Each step reads it with a fresh
+snapshot of the cluster and returns the next status and the actions; the handler writes the status
+*before* acting, so a crash between the two repeats an idempotent action rather than losing one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from kvha.constants import COND_COMPLETED, COND_FENCED, REASON_FAILOVER_COMPLETED, REASON_STORM
+from kvha.detection import StormState, incident_can_close, last_heard_from
+from kvha.fencing import (
+    EventNote,
+    FenceAction,
+    FenceObservation,
+    RemediationObservation,
+    restart_clearance,
+    step_fencing,
+)
+from kvha.models.conditions import set_condition
+from kvha.models.durations import format_seconds
+from kvha.models.hapolicy import FencingSpec, FencingStrategy, HAPolicySpec
+from kvha.models.nodefailover import (
+    FailoverPhase,
+    FailoverVM,
+    FencingStatus,
+    NodeFailoverSpec,
+    NodeFailoverStatus,
+    VMState,
+)
+from kvha.models.views import LeaseView, NodeView, PodView, VMIView, VMView
+from kvha.planner import FailoverSnapshot, NodeCapacity, RestartVM, initial_entries, plan_failover
+
+STORM_RECHECK = 5.0
+
+
+@dataclass(frozen=True)
+class IncidentSnapshot:
+    name: str
+    spec: NodeFailoverSpec
+    status: NodeFailoverStatus
+    policy: HAPolicySpec | None
+    """None when the policy was deleted or became invalid mid-incident."""
+    node: NodeView | None
+    lease: LeaseView | None
+    storm: StormState
+    remediation: RemediationObservation | None
+    pods_on_node: Sequence[PodView]
+    vms: Mapping[str, VMView]
+    """VMs the incident's policy selects, by `namespace/name`."""
+    vmis: Mapping[str, VMIView]
+    launcher_pods: Mapping[str, Sequence[PodView]]
+    nodes: Sequence[NodeCapacity]
+    """Healthy nodes the VMs may move to, with what is free on them."""
+    unfenced_safe: Collection[str]
+    now: datetime
+
+
+@dataclass(frozen=True)
+class IncidentStep:
+    status: NodeFailoverStatus
+    fence_actions: tuple[FenceAction, ...] = ()
+    restart_actions: tuple[RestartVM, ...] = ()
+    events: tuple[EventNote, ...] = ()
+    recheck_after: float | None = None
+    restored: tuple[FailoverVM, ...] = ()
+    """Entries that reached Running in this step (for metrics)."""
+    fenced_after: float | None = None
+    """Seconds fencing took, when it was confirmed in this step."""
+    finished: bool = False
+    """Terminal and nothing of fencing left to undo: the handler stops driving it."""
+    outcome: str | None = field(default=None)
+    """Set when the incident reaches a terminal phase in this step."""
+
+
+def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
+    status = snap.status
+    policy_fencing = snap.policy.fencing if snap.policy else _recorded_fencing(status.fencing)
+    detection = snap.policy.detection if snap.policy else None
+    verdict_healthy = False
+    if snap.node is not None and detection is not None:
+        verdict_healthy, _ = incident_can_close(node=snap.node, lease=snap.lease, detection=detection, now=snap.now)
+    observation = FenceObservation(
+        node_name=snap.spec.node_name,
+        node=snap.node,
+        node_healthy=verdict_healthy,
+        unhealthy_since=snap.spec.detected_at,
+        remediation=snap.remediation,
+        pods_remaining_on_node=sum(1 for p in snap.pods_on_node if not p.terminal),
+        last_heard_from=last_heard_from(node=snap.node, lease=snap.lease),
+    )
+    entries = list(status.vms)
+    if status.started_at is None and snap.policy is not None:
+        entries = initial_entries(vms=snap.vms.values(), vmis=snap.vmis, failed_node=snap.spec.node_name,
+                                  default_priority=snap.policy.restart.default_priority)
+        status = status.model_copy(update={"started_at": snap.now, "vms": entries})
+
+    if snap.policy is None and not status.phase.terminal:
+        return _policy_gone(snap, status)
+
+    if snap.storm.blocks_action and not status.phase.terminal and not verdict_healthy \
+            and status.phase in (FailoverPhase.DETECTED, FailoverPhase.FENCING):
+        return _held_by_storm(snap, status)
+
+    fence = step_fencing(phase=status.phase, status=status.fencing, observation=observation,
+                         fencing=policy_fencing, now=snap.now)
+    phase = fence.phase
+    events = list(fence.events)
+    rechecks = [fence.recheck_after]
+    restart_actions: tuple[RestartVM, ...] = ()
+    fenced_after = None
+    if fence.status.confirmed_at and not (status.fencing and status.fencing.confirmed_at):
+        started = fence.status.started_at or snap.spec.detected_at
+        fenced_after = (fence.status.confirmed_at - started).total_seconds()
+
+    held_message = None
+    if phase in (FailoverPhase.FENCED, FailoverPhase.RESTARTING) and snap.policy is not None:
+        if snap.storm.blocks_action:
+            held_message = f"restarts held by the storm guard: {snap.storm.message}"
+            if status.message != held_message:
+                events.append(EventNote(REASON_STORM, held_message, "Warning"))
+            rechecks.append(min(snap.storm.recheck_after or STORM_RECHECK, STORM_RECHECK))
+        else:
+            fenced, unfenced_allowed = restart_clearance(fence.status)
+            plan = plan_failover(FailoverSnapshot(
+                failed_node=snap.spec.node_name, entries=entries, vms=snap.vms, vmis=snap.vmis,
+                launcher_pods=snap.launcher_pods, nodes=snap.nodes, fenced=fenced,
+                unfenced_allowed=unfenced_allowed, unfenced_safe=snap.unfenced_safe,
+                restart=snap.policy.restart, now=snap.now,
+            ))
+            entries = list(plan.entries)
+            restart_actions = plan.actions
+            events += plan.events
+            rechecks.append(plan.recheck_after)
+            phase = FailoverPhase.COMPLETED if plan.settled else FailoverPhase.RESTARTING
+
+    new_status = _summarise(snap, status, phase=phase, fencing=fence.status, entries=entries,
+                            message=held_message or _message(snap, phase, fence.status.message, entries))
+    outcome = None
+    if phase.terminal and not status.phase.terminal:
+        outcome = phase.value
+        new_status = new_status.model_copy(update={"completed_at": snap.now})
+        if phase is FailoverPhase.COMPLETED:
+            events.append(EventNote(REASON_FAILOVER_COMPLETED, new_status.message or "", "Normal"))
+    before = {e.key: e.state for e in status.vms}
+    restored = tuple(e for e in entries if e.state is VMState.RUNNING and before.get(e.key) is not VMState.RUNNING)
+    return IncidentStep(
+        status=new_status,
+        fence_actions=fence.actions,
+        restart_actions=restart_actions,
+        events=tuple(events),
+        recheck_after=min((r for r in rechecks if r is not None), default=None),
+        restored=restored,
+        fenced_after=fenced_after,
+        finished=phase.terminal and fence.settled,
+        outcome=outcome,
+    )
+
+
+def _recorded_fencing(recorded: FencingStatus | None) -> FencingSpec:
+    """Without a policy, only undoing what was applied remains; the strategy recorded in status
+    says what that was (Remediation cannot be undone without its template: the step says so)."""
+    strategy = FencingStrategy(recorded.strategy) if recorded else FencingStrategy.OUT_OF_SERVICE_TAINT
+    if strategy is FencingStrategy.REMEDIATION:
+        strategy = FencingStrategy.OUT_OF_SERVICE_TAINT
+    return FencingSpec(strategy=strategy, allow_unfenced_restart=strategy is FencingStrategy.NONE)
+
+
+def _policy_gone(snap: IncidentSnapshot, status: NodeFailoverStatus) -> IncidentStep:
+    message = f"HAPolicy {snap.spec.policy_name} was deleted or is invalid; no further VM is restarted"
+    new_status = _summarise(snap, status, phase=FailoverPhase.FAILED, fencing=status.fencing,
+                            entries=list(status.vms), message=message)
+    new_status = new_status.model_copy(update={"completed_at": snap.now})
+    return IncidentStep(status=new_status, events=(EventNote("PolicyGone", message, "Warning"),),
+                        outcome=FailoverPhase.FAILED.value, recheck_after=STORM_RECHECK)
+
+
+def _held_by_storm(snap: IncidentSnapshot, status: NodeFailoverStatus) -> IncidentStep:
+    message = f"held by the storm guard: {snap.storm.message}"
+    events = () if status.message == message else (EventNote(REASON_STORM, message, "Warning"),)
+    new_status = _summarise(snap, status, phase=status.phase, fencing=status.fencing,
+                            entries=list(status.vms), message=message)
+    return IncidentStep(status=new_status, events=events,
+                        recheck_after=min(snap.storm.recheck_after or STORM_RECHECK, STORM_RECHECK))
+
+
+def _message(snap: IncidentSnapshot, phase: FailoverPhase, fencing_message: str | None,
+             entries: Sequence[FailoverVM]) -> str:
+    if phase in (FailoverPhase.RESTARTING, FailoverPhase.COMPLETED):
+        running = sum(1 for e in entries if e.state is VMState.RUNNING)
+        waiting = sum(1 for e in entries if e.state is VMState.WAITING_FOR_CAPACITY)
+        restartable = sum(1 for e in entries if e.state is not VMState.SKIPPED)
+        text = f"{running} of {restartable} VMs running again"
+        if waiting:
+            text += f", {waiting} waiting for capacity"
+        if phase is FailoverPhase.COMPLETED:
+            took = (snap.now - snap.spec.detected_at).total_seconds()
+            text += f"; completed {format_seconds(took)} after detection"
+        return text
+    return fencing_message or ""
+
+
+def _summarise(snap: IncidentSnapshot, status: NodeFailoverStatus, *, phase: FailoverPhase,
+               fencing: FencingStatus | None, entries: list[FailoverVM], message: str) -> NodeFailoverStatus:
+    fenced = fencing is not None and fencing.confirmed_at is not None
+    conditions = set_condition(
+        status.conditions, type_=COND_FENCED, status="True" if fenced else "False",
+        reason="FencingConfirmed" if fenced else ("Fencing" if phase is FailoverPhase.FENCING else "NotFenced"),
+        message=(fencing.message if fencing and fencing.message else "") if not fenced
+        else f"confirmed by {fencing.confirmed_by}" if fencing else "",
+        now=snap.now,
+    )
+    conditions = set_condition(
+        conditions, type_=COND_COMPLETED, status="True" if phase.terminal else "False",
+        reason=phase.value, message=message, now=snap.now,
+    )
+    return status.model_copy(update={
+        "phase": phase,
+        "fencing": fencing,
+        "vms": entries,
+        "total": len(entries),
+        "restored": sum(1 for e in entries if e.state is VMState.RUNNING),
+        "waiting": sum(1 for e in entries if e.state is VMState.WAITING_FOR_CAPACITY),
+        "fenced_at": fencing.confirmed_at if fencing else None,
+        "message": message,
+        "conditions": conditions,
+    })
+

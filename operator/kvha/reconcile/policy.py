@@ -1,0 +1,261 @@
+"""One evaluation of an HAPolicy: which nodes it watches are dead, whether a storm forbids acting,
+which VMs it protects, how many host failures the cluster can absorb, and which incidents to open.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from kvha.admission import failover_capacity
+from kvha.constants import (
+    COND_FAILOVER_CAPACITY,
+    COND_READY,
+    COND_STORM_GUARD,
+    REASON_CAPACITY_OK,
+    REASON_CAPACITY_SHORT,
+    REASON_INVALID,
+    REASON_NO_STORM,
+    REASON_STORM,
+    REASON_VALID,
+)
+from kvha.detection import Health, StormState, Verdict, assess_node, storm_guard
+from kvha.fencing import EventNote
+from kvha.models.base import Priority
+from kvha.models.conditions import condition_status, set_condition
+from kvha.models.hapolicy import FailoverRef, HAPolicySpec, HAPolicyStatus, UnprotectableCount
+from kvha.models.views import LeaseView, NodeView, PodView, VMIView, VMView
+from kvha.placement import Candidate, launcher_placement, launcher_requests, node_capacities
+from kvha.protection import Protection, classify, selects
+
+RECHECK_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class FailoverRecord:
+    """What the policy needs to know of each NodeFailover (from the operator's index)."""
+
+    name: str
+    node: str
+    policy: str
+    phase: str
+    detected_at: datetime | None
+    waiting: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.phase not in ("Completed", "Aborted", "Failed")
+
+
+@dataclass(frozen=True)
+class NewIncident:
+    name: str
+    node: str
+    reason: str
+    detected_at: datetime
+
+
+@dataclass(frozen=True)
+class PolicySnapshot:
+    name: str
+    generation: int | None
+    policy: HAPolicySpec | None
+    invalid_message: str | None
+    status: HAPolicyStatus
+    nodes: Sequence[NodeView]
+    leases: Mapping[str, LeaseView]
+    vms: Sequence[VMView]
+    namespace_labels: Mapping[str, Mapping[str, str]]
+    vmis: Mapping[str, VMIView]
+    pods: Sequence[PodView]
+    launcher_pods: Mapping[str, Sequence[PodView]]
+    failovers: Sequence[FailoverRecord]
+    now: datetime
+
+
+@dataclass(frozen=True)
+class PolicyStep:
+    status: HAPolicyStatus
+    open_incidents: tuple[NewIncident, ...] = ()
+    events: tuple[EventNote, ...] = ()
+    storm: StormState | None = None
+    unprotectable: Mapping[str, int] | None = None
+    waiting: int = 0
+    recheck_after: float | None = RECHECK_SECONDS
+
+
+def healthy_nodes(*, nodes: Sequence[NodeView], leases: Mapping[str, LeaseView], policy: HAPolicySpec,
+                  now: datetime) -> list[NodeView]:
+    """Watched nodes that detection calls Healthy: the only ones a VM may be restarted on."""
+    return [
+        n for n in nodes
+        if policy.node_selector.matches(n.labels)
+        and assess_node(node=n, lease=leases.get(n.name), detection=policy.detection, now=now).health
+        is Health.HEALTHY
+    ]
+
+
+def failover_name(*, policy: str, node: str, detected_at: datetime) -> str:
+    """Deterministic, so a leader that crashed after creating it finds it again (409), and
+    readable in `kubectl get nodefailovers`."""
+    return f"{node}-{policy}-{detected_at:%Y%m%d-%H%M%S}"
+
+
+def evaluate_policy(snap: PolicySnapshot) -> PolicyStep:
+    if snap.policy is None:
+        return _invalid(snap)
+    policy = snap.policy
+    watched = [n for n in snap.nodes if policy.node_selector.matches(n.labels)]
+    verdicts = {
+        n.name: assess_node(node=n, lease=snap.leases.get(n.name), detection=policy.detection, now=snap.now)
+        for n in watched
+    }
+    unhealthy = {name: v for name, v in verdicts.items() if v.health is Health.UNHEALTHY}
+    previous = StormState.restored(
+        active=condition_status(snap.status.conditions, COND_STORM_GUARD) == "True",
+        ended_at=snap.status.storm_ended_at,
+    )
+    storm = storm_guard(unhealthy_nodes=len(unhealthy), watched_nodes=len(watched), spec=policy.storm_guard,
+                        previous=previous, now=snap.now)
+    mine = [f for f in snap.failovers if f.policy == snap.name]
+    opened = () if storm.blocks_action else _incidents_to_open(snap.name, unhealthy, mine)
+
+    selected = [vm for vm in snap.vms if selects(policy, vm, snap.namespace_labels.get(vm.namespace, {}))]
+    default = Priority.parse(policy.restart.default_priority)
+    protections = {vm.key: classify(vm, default_priority=default) for vm in selected}
+    reasons = Counter(p.reason.value for p in protections.values() if p.reason is not None)
+    protected = [vm for vm in selected if protections[vm.key].protected]
+
+    healthy_nodes = [n for n in watched if verdicts[n.name].health is Health.HEALTHY]
+    capacity = _capacity(snap, policy, protected, healthy_nodes, protections)
+    status = _status(snap, policy, storm=storm, watched=len(watched), unhealthy=len(unhealthy),
+                     protected=len(protected), reasons=reasons, capacity=capacity, mine=mine)
+    events = _events(snap.status, status, storm)
+    checks = [RECHECK_SECONDS, storm.recheck_after] + [v.recheck_after for v in verdicts.values()]
+    return PolicyStep(
+        status=status,
+        open_incidents=opened,
+        events=events,
+        storm=storm,
+        unprotectable=dict(reasons),
+        waiting=sum(f.waiting for f in mine if f.active),
+        recheck_after=min((c for c in checks if c is not None and c > 0), default=RECHECK_SECONDS),
+    )
+
+
+def _incidents_to_open(policy: str, unhealthy: Mapping[str, Verdict],
+                       failovers: Sequence[FailoverRecord]) -> tuple[NewIncident, ...]:
+    """An Unhealthy node gets an incident unless one is active for it, or the last one was opened
+    during this same spell of ill health (a completed failover of a node that stays dead must not
+    start again)."""
+    opened = []
+    for node, verdict in sorted(unhealthy.items()):
+        since = verdict.unhealthy_since
+        if since is None:
+            continue
+        theirs = [f for f in failovers if f.node == node]
+        if any(f.active for f in theirs):
+            continue
+        if any(f.detected_at is not None and f.detected_at >= since for f in theirs):
+            continue
+        opened.append(NewIncident(
+            name=failover_name(policy=policy, node=node, detected_at=since),
+            node=node,
+            reason=verdict.summary,
+            detected_at=since,
+        ))
+    return tuple(opened)
+
+
+def _capacity(snap: PolicySnapshot, policy: HAPolicySpec, protected: Sequence[VMView],
+              healthy_nodes: Sequence[NodeView], protections: Mapping[str, Protection]) -> int:
+    nodes = node_capacities(nodes=healthy_nodes, pods=snap.pods, exclude=set())
+    if not nodes:
+        return 0
+    by_node: dict[str, list[Candidate]] = {}
+    for vm in protected:
+        vmi = snap.vmis.get(vm.key)
+        if vmi is None or vmi.node_name is None or vmi.phase != "Running":
+            continue  # not running anywhere: nothing to absorb
+        pods = snap.launcher_pods.get(vmi.uid, ())
+        pod = next((p for p in pods if not p.terminal), None)
+        cpu, memory = launcher_requests(vm, pod)
+        by_node.setdefault(vmi.node_name, []).append(Candidate(
+            key=vm.key, cpu_millis=cpu, memory_bytes=memory, placement=launcher_placement(vm, pod),
+            priority=int(protections[vm.key].priority),
+        ))
+    target = policy.admission_control.host_failures_to_tolerate
+    # Look a little past the target so the column shows headroom, not just "target reached".
+    limit = min(max(target + 2, 3), max(len(nodes) - 1, 0))
+    return failover_capacity(protected_by_node=by_node, nodes=nodes, limit=limit)
+
+
+def _status(snap: PolicySnapshot, policy: HAPolicySpec, *, storm: StormState, watched: int, unhealthy: int,
+            protected: int, reasons: Counter[str], capacity: int,
+            mine: Sequence[FailoverRecord]) -> HAPolicyStatus:
+    now, generation = snap.now, snap.generation
+    target = policy.admission_control.host_failures_to_tolerate
+    conditions = set_condition(
+        snap.status.conditions, type_=COND_READY, status="True", reason=REASON_VALID,
+        message=f"protecting {protected} VMs on {watched} watched nodes", now=now, generation=generation,
+    )
+    enough = capacity >= target
+    conditions = set_condition(
+        conditions, type_=COND_FAILOVER_CAPACITY, status="True" if enough else "False",
+        reason=REASON_CAPACITY_OK if enough else REASON_CAPACITY_SHORT,
+        message=(
+            f"the cluster can absorb {capacity} host failure(s) for the protected VMs; the policy asks for {target}"
+        ),
+        now=now, generation=generation,
+    )
+    conditions = set_condition(
+        conditions, type_=COND_STORM_GUARD, status="True" if storm.blocks_action else "False",
+        reason=REASON_STORM if storm.blocks_action else REASON_NO_STORM, message=storm.message,
+        now=now, generation=generation,
+    )
+    active = [f for f in mine if f.active]
+    finished = sorted((f for f in mine if not f.active), key=lambda f: f.detected_at or now)
+    last = finished[-1] if finished else None
+    return snap.status.model_copy(update={
+        "observed_generation": generation,
+        "conditions": conditions,
+        "protected_vms": protected,
+        "unprotectable_vms": sum(reasons.values()),
+        "unprotectable_reasons": [UnprotectableCount(reason=r, count=c) for r, c in sorted(reasons.items())],
+        "watched_nodes": watched,
+        "unhealthy_nodes": unhealthy,
+        "failover_capacity": capacity,
+        "active_failovers": [FailoverRef(name=f.name, node=f.node, phase=f.phase) for f in active],
+        "active_failover_count": len(active),
+        "last_failover": FailoverRef(name=last.name, node=last.node, phase=last.phase) if last else None,
+        "last_failover_time": last.detected_at if last else None,
+        "storm_ended_at": storm.ended_at,
+    })
+
+
+def _events(before: HAPolicyStatus, after: HAPolicyStatus, storm: StormState) -> tuple[EventNote, ...]:
+    """Events on transitions only: the storm guard engaging or lifting, capacity falling short."""
+    events = []
+    was_storm = condition_status(before.conditions, COND_STORM_GUARD) == "True"
+    if storm.blocks_action != was_storm:
+        events.append(EventNote(REASON_STORM if storm.blocks_action else REASON_NO_STORM, storm.message,
+                                "Warning" if storm.blocks_action else "Normal"))
+    was_short = condition_status(before.conditions, COND_FAILOVER_CAPACITY) == "False"
+    now_short = condition_status(after.conditions, COND_FAILOVER_CAPACITY) == "False"
+    if now_short and not was_short:
+        message = next(c.message for c in after.conditions if c.type == COND_FAILOVER_CAPACITY)
+        events.append(EventNote(REASON_CAPACITY_SHORT, message, "Warning"))
+    return tuple(events)
+
+
+def _invalid(snap: PolicySnapshot) -> PolicyStep:
+    conditions = set_condition(
+        snap.status.conditions, type_=COND_READY, status="False", reason=REASON_INVALID,
+        message=snap.invalid_message or "invalid policy", now=snap.now, generation=snap.generation,
+    )
+    status = snap.status.model_copy(update={"conditions": conditions, "observed_generation": snap.generation})
+    events = () if condition_status(snap.status.conditions, COND_READY) == "False" else (
+        EventNote(REASON_INVALID, snap.invalid_message or "invalid policy", "Warning"),)
+    return PolicyStep(status=status, events=events)

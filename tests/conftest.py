@@ -1,0 +1,3 @@
+"""Shared pytest setup: the testbed's fixtures (plane, namespace, nodes, ...) for every test."""
+
+pytest_plugins = ["kvha_testbed.fixtures"]

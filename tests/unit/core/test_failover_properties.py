@@ -1,0 +1,149 @@
+"""Properties of the failover planner over whole incidents: plan, let KubeVirt react (or an API
+call fail), let time pass, plan again — and check the promises at every step."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+from datetime import timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.strategies import FAILED_NODE, World, make_launcher, make_vmi, worlds
+from kvha.models.nodefailover import FailoverVM, VMState
+from kvha.models.views import PodView
+from kvha.placement import fits, launcher_placement, launcher_requests, node_capacities
+from kvha.planner import FailoverPlan, FailoverSnapshot, initial_entries, plan_failover
+
+
+def snapshot_of(world: World, entries: tuple[FailoverVM, ...]) -> FailoverSnapshot:
+    return FailoverSnapshot(
+        failed_node=FAILED_NODE,
+        entries=entries,
+        vms=world.vms,
+        vmis=world.vmis,
+        launcher_pods=world.launcher_pods(),
+        nodes=node_capacities(nodes=world.nodes, pods=world.pods, exclude={FAILED_NODE}),
+        fenced=world.fenced,
+        unfenced_allowed=world.unfenced_allowed,
+        unfenced_safe=world.unfenced_safe,
+        restart=world.restart,
+        now=world.now,
+    )
+
+
+def old_pod(world: World, entry: FailoverVM) -> PodView | None:
+    pods = [p for p in world.pods if p.vmi_uid == entry.old_vmi_uid]
+    return next((p for p in pods if not p.terminal), pods[0] if pods else None)
+
+
+def committed(world: World, entries: tuple[FailoverVM, ...]) -> dict[str, list[int]]:
+    """Per healthy node: requests of the pods bound there plus what restarts in flight will bring."""
+    used: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for pod in world.pods:
+        if pod.node_name and pod.node_name != FAILED_NODE and not pod.terminal:
+            used[pod.node_name][0] += pod.cpu_millis
+            used[pod.node_name][1] += pod.memory_bytes
+    for entry in entries:
+        if entry.state is not VMState.RESTARTING or entry.planned_node is None:
+            continue
+        vmi = world.vmis.get(entry.key)
+        if vmi is not None and vmi.uid != entry.old_vmi_uid and any(
+            p.vmi_uid == vmi.uid and p.node_name for p in world.pods
+        ):
+            continue
+        cpu, memory = launcher_requests(world.vms[entry.key], old_pod(world, entry))
+        used[entry.planned_node][0] += cpu
+        used[entry.planned_node][1] += memory
+    return used
+
+
+def check(world: World, snapshot: FailoverSnapshot, plan: FailoverPlan) -> None:
+    before = {e.key: e for e in snapshot.entries}
+    after = {e.key: e for e in plan.entries}
+    new_restarts = [a for a in plan.actions if before[a.key].state is not VMState.RESTARTING]
+
+    for action in plan.actions:  # never restart from a node that is not fenced
+        assert world.fenced or (world.unfenced_allowed and action.key in world.unfenced_safe)
+        assert action.from_node == FAILED_NODE
+        assert action.vmi_uid == before[action.key].old_vmi_uid
+        vmi = world.vmis.get(action.key)
+        assert vmi is None or vmi.uid != action.vmi_uid or vmi.node_name == FAILED_NODE
+
+    if new_restarts:  # never more than maxParallel restarting at once
+        assert sum(e.state is VMState.RESTARTING for e in plan.entries) <= world.restart.max_parallel
+
+    nodes = {n.name: n for n in world.nodes}
+    for action in new_restarts:  # never onto a node the VM may not use
+        entry = after[action.key]
+        assert entry.planned_node is not None
+        placement = launcher_placement(world.vms[action.key], old_pod(world, entry))
+        assert fits(placement, nodes[entry.planned_node])
+    for name, (cpu, memory) in committed(world, plan.entries).items():  # nor one it does not fit
+        assert cpu <= nodes[name].allocatable_cpu_millis, name
+        assert memory <= nodes[name].allocatable_memory_bytes, name
+
+    # A higher priority VM is never left waiting while a lower one restarts on room it needed.
+    free = {n: [nodes[n].allocatable_cpu_millis - c, nodes[n].allocatable_memory_bytes - m]
+            for n, (c, m) in committed(world, plan.entries).items()}
+    for waiting in (e for e in plan.entries if e.state is VMState.WAITING_FOR_CAPACITY):
+        vm = world.vms[waiting.key]
+        need_cpu, need_memory = launcher_requests(vm, old_pod(world, waiting))
+        for action in new_restarts:
+            lower = after[action.key]
+            if lower.planned_node is None or _rank(lower) >= _rank(waiting):
+                continue
+            cpu, memory = launcher_requests(world.vms[lower.key], old_pod(world, lower))
+            node = lower.planned_node
+            assert not (
+                fits(launcher_placement(vm, old_pod(world, waiting)), nodes[node])
+                and need_cpu <= free.get(node, [0, 0])[0] + cpu
+                and need_memory <= free.get(node, [0, 0])[1] + memory
+            ), f"{lower.key} took room on {node} that {waiting.key} needed"
+
+    # Planning again on what was just decided, at the same moment, does nothing new.
+    again = plan_failover(replace(snapshot, entries=plan.entries))
+    assert again.actions == ()
+    assert again.entries == plan.entries
+
+
+def _rank(entry: FailoverVM) -> int:
+    from kvha.models.base import Priority
+
+    return int(Priority.parse(entry.priority))
+
+
+def play_kubevirt(world: World, plan: FailoverPlan, data: st.DataObject) -> None:
+    """Actuation removes the stuck instance (unless the API call fails); KubeVirt starts a new one
+    where the scheduler puts it — here on the planned node — and it boots later."""
+    planned = {e.key: e.planned_node for e in plan.entries}
+    for action in plan.actions:
+        if not data.draw(st.booleans().map(lambda ok: ok or False), label="actuation works"):
+            continue
+        world.pods = [p for p in world.pods if p.vmi_uid != action.vmi_uid]
+        vm = world.vms[action.key]
+        world.counter += 1
+        uid = f"vmi-{vm.name}-{world.counter}"
+        node = planned.get(action.key)
+        world.vmis[action.key] = make_vmi(vm, uid=uid, node=node, phase="Scheduled")
+        world.pods.append(make_launcher(vm, vmi_uid=uid, node=node, phase="Pending"))
+    for key, vmi in list(world.vmis.items()):
+        if vmi.phase == "Scheduled" and data.draw(st.booleans(), label=f"{key} boots"):
+            world.vmis[key] = replace(vmi, phase="Running", ready=True)
+
+
+@settings(max_examples=150, deadline=None)
+@given(world=worlds(), data=st.data())
+def test_failover_promises_hold_through_an_incident(world: World, data: st.DataObject) -> None:
+    entries = tuple(initial_entries(vms=world.vms.values(), vmis=world.vmis, failed_node=FAILED_NODE,
+                                    default_priority="Medium"))
+    for _ in range(data.draw(st.integers(1, 8), label="rounds")):
+        snapshot = snapshot_of(world, entries)
+        plan = plan_failover(snapshot)
+        check(world, snapshot, plan)
+        entries = plan.entries
+        play_kubevirt(world, plan, data)
+        world.now += timedelta(seconds=data.draw(st.sampled_from((1, 5, 10, 30, 130)), label="seconds pass"))
+        if not world.fenced and data.draw(st.booleans(), label="fence confirmed"):
+            world.fenced, world.unfenced_allowed = True, False
