@@ -84,7 +84,14 @@ IntOrPercent = Annotated[
     Field(
         json_schema_extra={
             "x-kubernetes-int-or-string": True,
-            "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": INT_OR_PERCENT_PATTERN}],
+            # The apiserver accepts int-or-string only as exactly this anyOf; the value checks go in CEL.
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"type(self) == string ? self.matches('{INT_OR_PERCENT_PATTERN}') : self >= 0",
+                    "message": "must be a non-negative integer or a percentage from 0% to 100%, such as 2 or 30%",
+                }
+            ],
         }
     ),
 ]

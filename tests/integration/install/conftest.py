@@ -1,35 +1,24 @@
 """Fixtures for installing the chart into the testbed's real API server.
 
-The testbed plugin (kvha_testbed.fixtures, registered in tests/conftest.py) provides `plane`. The
-chart is rendered by hack/render_bundle.py, the code that writes deploy/kvha.yaml, and applied with
-the testbed's kubectl, as a user would. Every release here has its own name and namespace, so the
-tests neither see nor disturb other tests' objects; what they create cluster-wide is removed again.
+The testbed plugin (kvha_testbed.fixtures, registered in tests/conftest.py) provides `plane`. Every
+release here has its own name and namespace, so the tests neither see nor disturb other tests'
+objects; what they create cluster-wide is removed again.
 """
 
 from __future__ import annotations
 
 import itertools
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
+from install_cluster import Kubectl, Release, render_bundle
 
 from kvha_testbed.build import resolve_assets
 from kvha_testbed.testbed import Testbed
 
-ROOT = Path(__file__).resolve().parents[3]
-if str(ROOT / "hack") not in sys.path:
-    sys.path.insert(0, str(ROOT / "hack"))
-
-import render_bundle  # noqa: E402 - hack/ is not a package; it is put on the path just above
-
 _counter = itertools.count(1)
-Kubectl = Callable[..., str]
 
 
 @pytest.fixture(scope="session")
@@ -45,25 +34,6 @@ def kubectl(plane: Testbed) -> Kubectl:
         return proc.stdout + (proc.stderr if not check else "")
 
     return run
-
-
-@dataclass
-class Release:
-    """A rendering of the chart under its own release name and namespace."""
-
-    name: str
-    namespace: str
-    manifest: str
-
-    @property
-    def docs(self) -> list[dict[str, Any]]:
-        return [doc for doc in yaml.safe_load_all(self.manifest) if doc]
-
-    def only(self, *kinds: str) -> str:
-        return yaml.safe_dump_all([d for d in self.docs if d["kind"] in kinds])
-
-    def find(self, kind: str) -> dict[str, Any]:
-        return next(d for d in self.docs if d["kind"] == kind)
 
 
 @pytest.fixture

@@ -31,8 +31,21 @@ def _launcher(plane: Testbed, namespace: str, name: str) -> Obj:
     return pods[0]
 
 
+def _wait_unreachable(plane: Testbed, node: str) -> None:
+    """Wait until the controller-manager has tainted the node (what kvha's detection waits for).
+
+    Restarting earlier would let the scheduler put the new launcher pod on the dead node itself.
+    """
+    def tainted() -> bool:
+        taints = plane.client.get(NODES.path(name=node))["spec"].get("taints", [])
+        return any(t["key"] == "node.kubernetes.io/unreachable" and t["effect"] == "NoSchedule" for t in taints)
+
+    wait_for(tainted, what=f"{node} to be tainted unreachable", timeout=60)
+
+
 def _kvha_style_restart(plane: Testbed, namespace: str, vmi: Obj) -> None:
     """What the operator does for a fenced node: force-delete the launcher, mark the VMI Failed."""
+    _wait_unreachable(plane, vmi["status"]["nodeName"])
     launcher = _launcher(plane, namespace, vmi["metadata"]["name"])
     plane.client.delete(PODS.path(namespace, launcher["metadata"]["name"]), grace_seconds=0)
     plane.client.patch(VMIS.path(namespace, vmi["metadata"]["name"]), {"status": {"phase": "Failed"}})

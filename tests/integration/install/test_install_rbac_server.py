@@ -1,0 +1,122 @@
+"""The API server's own answer: the chart's ServiceAccount may do exactly what
+kvha.k8s.permissions lists, and none of what it must never do.
+
+The unit tests compare the chart's rules with the table as YAML; here RBAC evaluation itself
+decides (aggregation, resourceNames, namespaces, subresources), as it will in a user's cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import pytest
+from install_cluster import Kubectl, Release
+from kubernetes.client.exceptions import ApiException
+
+from kvha.k8s.leader import LeaderElector, LeaseConfig
+from kvha.k8s.permissions import NEVER_GRANTED, PERMISSIONS, Scope, Triple, triples
+from kvha_testbed.testbed import Testbed
+
+pytestmark = pytest.mark.integration
+
+# Rules every authenticated user has (system:basic-user, system:discovery); not the chart's doing.
+BUILT_IN_GROUPS = {"authorization.k8s.io", "authentication.k8s.io"}
+
+
+@dataclass
+class Account:
+    release: Release
+    kubeconfig: Path
+    lease: str
+    api: Any  # kubernetes.client.ApiClient authenticated as the ServiceAccount
+
+    def can(self, triple: Triple, *, namespace: str = "", name: str = "") -> bool:
+        group, resource, verb = triple
+        resource, _, subresource = resource.partition("/")
+        review = kubernetes.client.AuthorizationV1Api(self.api).create_self_subject_access_review({
+            "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": {"group": group, "resource": resource, "subresource": subresource,
+                                            "verb": verb, "namespace": namespace, "name": name}}})
+        return bool(review.status.allowed)
+
+
+@pytest.fixture
+def account(plane: Testbed, kubectl: Kubectl, release: Callable[..., Release]) -> Account:
+    rel = release("kvha-rbac")
+    kubectl("apply", "--server-side", "-f", "-",
+            stdin=rel.only("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"))
+    name = rel.find("ServiceAccount")["metadata"]["name"]
+    kubeconfig = plane.serviceaccount_kubeconfig(rel.namespace, name, create=False)
+    env = rel.find("Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    lease = next(e["value"] for e in env if e["name"] == "KVHA_LEASE_NAME")
+    return Account(release=rel, kubeconfig=kubeconfig, lease=lease, api=plane.kubernetes_client(kubeconfig))
+
+
+def test_can_do_every_entry_of_the_table(account: Account) -> None:
+    ns = account.release.namespace
+    denied = []
+    for permission in PERMISSIONS:
+        for triple in permission.triples():
+            if permission.scope is Scope.CLUSTER:
+                allowed = account.can(triple) and account.can(triple, namespace="some-tenant")
+            elif permission.scope is Scope.RELEASE_NAMESPACE:
+                allowed = account.can(triple, namespace=ns)
+            else:
+                allowed = account.can(triple, namespace=ns, name=account.lease)
+            if not allowed:
+                denied.append(f"{triple} ({permission.scope}) for {permission.used_by}")
+    assert not denied, "the chart's ServiceAccount is refused what kvha needs:\n" + "\n".join(denied)
+
+
+def test_cannot_do_what_kvha_must_never_do(account: Account) -> None:
+    allowed = [t for t in NEVER_GRANTED if account.can(t) or account.can(t, namespace=account.release.namespace)]
+    assert not allowed, f"the chart's ServiceAccount may {allowed}"
+
+
+def test_leader_lease_rights_are_confined(account: Account) -> None:
+    ns = account.release.namespace
+    lease_update = ("coordination.k8s.io", "leases", "update")
+    assert account.can(lease_update, namespace=ns, name=account.lease)
+    assert not account.can(lease_update, namespace=ns, name="someone-elses-lease")
+    assert not account.can(lease_update, namespace="kube-node-lease", name="worker-1")
+    assert not account.can(("coordination.k8s.io", "leases", "create"), namespace="kube-node-lease")
+    assert not account.can(("coordination.k8s.io", "leases", "delete"), namespace=ns, name=account.lease)
+
+
+def test_server_lists_exactly_the_table(account: Account, kubectl: Kubectl) -> None:
+    """`kubectl auth can-i --list` (a SelfSubjectRulesReview) in the release namespace: the chart's
+    rules plus the built-in ones every user has, and nothing else."""
+    review = kubernetes.client.AuthorizationV1Api(account.api).create_self_subject_rules_review({
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+        "spec": {"namespace": account.release.namespace}})
+    listed: set[Triple] = set()
+    for rule in review.status.resource_rules:
+        if set(rule.api_groups or []) <= BUILT_IN_GROUPS:
+            continue
+        listed |= {(g, r, v) for g in rule.api_groups for r in rule.resources for v in rule.verbs}
+    assert listed == triples()
+    # The same, the way a user would look (smoke test of the documented command).
+    out = kubectl("auth", "can-i", "--list", "-n", account.release.namespace, kubeconfig=account.kubeconfig)
+    assert "nodes" in out
+    assert "secrets" not in out
+
+
+def test_leader_election_works_with_the_chart_rbac(account: Account) -> None:
+    """kvha's own leader election, as the ServiceAccount: create, renew, release the Lease."""
+    config = LeaseConfig(namespace=account.release.namespace, name=account.lease, identity="kvha-test-0")
+    elector = LeaderElector(account.api, config)
+    assert elector.try_acquire_or_renew()  # creates the Lease
+    assert elector.try_acquire_or_renew()  # renews it (get + update, by name)
+    elector.release()
+    rival = LeaderElector(account.api, LeaseConfig(namespace=account.release.namespace, name=account.lease,
+                                                   identity="kvha-test-1"))
+    assert rival.try_acquire_or_renew(), "a released Lease is free at once"
+    squatter = LeaderElector(account.api, LeaseConfig(namespace=account.release.namespace, name="other-lease",
+                                                      identity="kvha-test-2"))
+    with pytest.raises(ApiException) as refused:
+        squatter.try_acquire_or_renew()  # reading (and so renewing) another Lease is refused
+    assert refused.value.status == 403
