@@ -322,7 +322,7 @@ class _Planning:
             else:
                 by_key[entry.key] = _update(entry, reason=f"waiting for node {snap.failed_node} to be fenced")
         if candidates:
-            nodes = list(snap.nodes)
+            nodes = reserve(snap.nodes, self._reservations(entries))
             self._assign(candidates, nodes, by_key)
         return [by_key[e.key] for e in entries]
 

@@ -118,7 +118,7 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
         fenced_after = (fence.status.confirmed_at - started).total_seconds()
 
     held_message = None
-    if phase in (FailoverPhase.FENCED, FailoverPhase.RESTARTING) and snap.policy is not None:
+    if _plans(phase, fence.status, entries) and snap.policy is not None:
         if snap.storm.blocks_action:
             held_message = f"restarts held by the storm guard: {snap.storm.message}"
             if status.message != held_message:
@@ -136,12 +136,13 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
             restart_actions = plan.actions
             events += plan.events
             rechecks.append(plan.recheck_after)
-            phase = FailoverPhase.COMPLETED if plan.settled else FailoverPhase.RESTARTING
+            in_flight = any(e.state in (VMState.PENDING, VMState.RESTARTING) for e in entries)
+            phase = FailoverPhase.RESTARTING if in_flight else FailoverPhase.COMPLETED
 
     new_status = _summarise(snap, status, phase=phase, fencing=fence.status, entries=entries,
                             message=held_message or _message(snap, phase, fence.status.message, entries))
     outcome = None
-    if phase.terminal and not status.phase.terminal:
+    if phase.terminal and status.completed_at is None:
         outcome = phase.value
         new_status = new_status.model_copy(update={"completed_at": snap.now})
         if phase is FailoverPhase.COMPLETED:
@@ -156,9 +157,18 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
         recheck_after=min((r for r in rechecks if r is not None), default=None),
         restored=restored,
         fenced_after=fenced_after,
-        finished=phase.terminal and fence.settled,
+        finished=phase.terminal and fence.settled and not new_status.waiting,
         outcome=outcome,
     )
+
+
+def _plans(phase: FailoverPhase, fencing: FencingStatus, entries: Sequence[FailoverVM]) -> bool:
+    """Restarts are planned once fenced, and after completion for as long as VMs wait for
+    capacity: a Completed incident whose VMs did not all fit keeps placing them as room appears."""
+    if phase in (FailoverPhase.FENCED, FailoverPhase.RESTARTING):
+        return True
+    waiting = any(e.state is VMState.WAITING_FOR_CAPACITY for e in entries)
+    return phase is FailoverPhase.COMPLETED and waiting and fencing.confirmed_at is not None
 
 
 def _recorded_fencing(recorded: FencingStatus | None) -> FencingSpec:

@@ -140,7 +140,7 @@ def evaluate_policy(snap: PolicySnapshot) -> PolicyStep:
         events=events,
         storm=storm,
         unprotectable=dict(reasons),
-        waiting=sum(f.waiting for f in mine if f.active),
+        waiting=sum(f.waiting for f in mine),
         recheck_after=min((c for c in checks if c is not None and c > 0), default=RECHECK_SECONDS),
     )
 

@@ -23,7 +23,7 @@ class SimulatorConfig:
     heartbeat_timeout: float = 20.0
     # How often the node controller re-examines each node (real: 1 min, plus on every event).
     node_recheck_interval: float = 2.0
-    workers: int = 8
+    workers: int = 16
     # KubeVirt's developerConfiguration.cpuAllocationRatio: vCPUs / ratio is the pod's CPU request.
     cpu_allocation_ratio: int = 10
     # Simulated fence agent: time from remediation CR to "node powered off".

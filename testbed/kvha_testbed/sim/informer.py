@@ -221,9 +221,25 @@ class Informer:
             old = self._store.get(key)
             if kind == "DELETED":
                 self._remove(key)
+            elif old is not None and _version(old) > _version(obj):
+                return  # `observe` already cached a newer version from one of our own writes
             else:
                 self._put(key, obj)
         self._notify(kind, old, None if kind == "DELETED" else obj)
+
+    def observe(self, obj: Obj) -> None:
+        """Write-through: cache the object a write of ours returned, unless the cache is newer.
+
+        Without it the next sync, triggered before the watch event arrives, compares against the
+        stale copy and writes again - a conflict per status change at scale.
+        """
+        if not obj.get("metadata"):
+            return
+        key = object_key(obj)
+        with self._lock:
+            old = self._store.get(key)
+            if old is None or _version(old) < _version(obj):
+                self._put(key, obj)
 
     def _put(self, key: tuple[str, str], obj: Obj) -> None:
         if key in self._store:
@@ -254,3 +270,11 @@ class Informer:
 
 def meta(obj: Obj) -> dict[str, Any]:
     return obj.get("metadata") or {}
+
+
+def _version(obj: Obj) -> int:
+    """resourceVersion as a number: opaque to clients in general, an etcd revision in practice."""
+    try:
+        return int(meta(obj).get("resourceVersion") or 0)
+    except ValueError:
+        return 0

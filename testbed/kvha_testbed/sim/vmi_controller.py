@@ -34,8 +34,8 @@ def sync_vmi(ctx: SimContext, namespace: str, name: str) -> None:
                     guest_live=_live(ctx, uid), now=now_rfc3339())
     if plan.create_pod:
         try:
-            ctx.client.create(PODS.path(namespace), launcher_pod(
-                vmi, cpu_allocation_ratio=ctx.config.cpu_allocation_ratio))
+            ctx.caches.pods.observe(ctx.client.create(PODS.path(namespace), launcher_pod(
+                vmi, cpu_allocation_ratio=ctx.config.cpu_allocation_ratio)))
         except KubeError as error:
             if not error.conflict:
                 raise
@@ -83,12 +83,12 @@ def _patch_vmi(ctx: SimContext, vmi: Obj, *, status: Obj, labels: dict[str, str]
     try:
         if ctx.vmi_status_subresource:
             if status:
-                ctx.client.patch(path + "/status", {"metadata": guard, "status": status})
+                ctx.caches.vmis.observe(ctx.client.patch(path + "/status", {"metadata": guard, "status": status}))
             if labels:
-                ctx.client.patch(path, {"metadata": {"labels": labels}})
+                ctx.caches.vmis.observe(ctx.client.patch(path, {"metadata": {"labels": labels}}))
         else:
             metadata: Obj = {**guard, "labels": labels} if labels else guard
-            ctx.client.patch(path, {"metadata": metadata, "status": status})
+            ctx.caches.vmis.observe(ctx.client.patch(path, {"metadata": metadata, "status": status}))
     except KubeError as error:
         if error.conflict or error.not_found:
             ctx.queue.add_after(("vmi", meta["namespace"], meta["name"]), RETRY_AFTER_CONFLICT)

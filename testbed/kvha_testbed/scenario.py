@@ -1,0 +1,124 @@
+"""A failover scenario on the testbed: some nodes, a namespace of VMs, an HAPolicy and the operator.
+
+Tests, the demo and the benchmarks all stage incidents the same way. Each scenario's HAPolicy
+watches only its own nodes (by a unique label) and protects only its own namespace, so scenarios
+sharing one control plane never see each other's nodes, VMs or incidents.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kvha_testbed.kube import VMS, KubeClient
+from kvha_testbed.objects import vm_manifest
+from kvha_testbed.operator_process import OperatorProcess, ensure_namespace
+from kvha_testbed.testbed import Testbed
+from kvha_testbed.waiting import wait_for
+
+HAPOLICIES = "/apis/kvha.io/v1alpha1/hapolicies"
+NODEFAILOVERS = "/apis/kvha.io/v1alpha1/nodefailovers"
+Obj = dict[str, Any]
+
+# Short thresholds so a scenario takes seconds: the controller-manager marks a silent node
+# Ready=Unknown after its grace period, and detection then waits this long on top.
+FAST_DETECTION: Obj = {
+    "unhealthyConditions": [
+        {"type": "Ready", "status": "Unknown", "duration": "2s"},
+        {"type": "Ready", "status": "False", "duration": "2s"},
+    ],
+    "leaseStaleAfter": "20s",
+    "healthyDelay": "5s",
+}
+
+
+@dataclass
+class Scenario:
+    """One test's slice of the cluster: its nodes, namespace, policy and operator."""
+
+    bed: Testbed
+    namespace: str
+    label: str
+    make_nodes: Callable[..., list[str]]
+    policy_name: str = ""
+    operators: list[OperatorProcess] = field(default_factory=list)
+
+    @property
+    def kube(self) -> KubeClient:
+        return self.bed.client
+
+    def nodes(self, count: int, **kwargs: Any) -> list[str]:
+        labels = {"kvha-test": self.label, **kwargs.pop("labels", {})}
+        return self.make_nodes(count, labels=labels, **kwargs)
+
+    def policy(self, **spec: Any) -> Obj:
+        body = {
+            "apiVersion": "kvha.io/v1alpha1",
+            "kind": "HAPolicy",
+            "metadata": {"name": self.policy_name},
+            "spec": {
+                "nodeSelector": {"matchLabels": {"kvha-test": self.label}},
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": self.namespace}},
+                "detection": FAST_DETECTION,
+                **spec,
+            },
+        }
+        return self.kube.create(HAPOLICIES, body)
+
+    def vm(self, name: str, *, priority: str | None = None, **kwargs: Any) -> None:
+        annotations = dict(kwargs.pop("annotations", {}))
+        if priority:
+            annotations["kvha.io/restart-priority"] = priority
+        self.kube.create(VMS.path(self.namespace),
+                         vm_manifest(name, namespace=self.namespace, annotations=annotations, **kwargs))
+
+    def operator(self, identity: str = "kvha-0", **kwargs: Any) -> OperatorProcess:
+        ensure_namespace(self.kube)
+        op = OperatorProcess(self.bed.kubeconfig, identity=identity, **kwargs)
+        self.operators.append(op)
+        return op
+
+    def failovers(self) -> list[Obj]:
+        items, _ = self.kube.list(NODEFAILOVERS)
+        return [f for f in items if f["spec"]["policyName"] == self.policy_name]
+
+    def failover(self, *, phase: str | set[str] | None = None, timeout: float = 90.0) -> Obj:
+        """The scenario's one NodeFailover, once it reaches `phase` (any phase if None)."""
+        wanted = {phase} if isinstance(phase, str) else phase
+
+        def probe() -> Obj | None:
+            found = self.failovers()
+            if len(found) > 1:
+                raise AssertionError(f"expected one incident, found {[f['metadata']['name'] for f in found]}")
+            if found and (wanted is None or (found[0].get("status") or {}).get("phase") in wanted):
+                return found[0]
+            return None
+
+        return wait_for(probe, what=f"a NodeFailover of {self.policy_name} in phase {wanted or 'any'}",
+                        timeout=timeout, show=self._diagnose)
+
+    def policy_status(self) -> Obj:
+        return self.kube.get(f"{HAPOLICIES}/{self.policy_name}").get("status") or {}
+
+    def confirm_fenced(self, node: str) -> None:
+        """What an administrator does after checking the machine is really off (BMC, PDU)."""
+        self.kube.patch(f"/api/v1/nodes/{node}", {"metadata": {"annotations": {"kvha.io/fence-confirmed": "true"}}})
+
+    def vmi_uid(self, name: str) -> str | None:
+        vmi = self.bed.vmi(self.namespace, name)
+        return vmi["metadata"]["uid"] if vmi else None
+
+    def _diagnose(self) -> object:
+        return {"failovers": [f.get("status") for f in self.failovers()],
+                "operator": [op.log_tail(25) for op in self.operators]}
+
+    def cleanup(self) -> None:
+        for op in self.operators:
+            op.stop()
+        for failover in self.failovers():
+            with contextlib.suppress(Exception):
+                self.kube.delete(f"{NODEFAILOVERS}/{failover['metadata']['name']}")
+        with contextlib.suppress(Exception):
+            self.kube.delete(f"{HAPOLICIES}/{self.policy_name}")
