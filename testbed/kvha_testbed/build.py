@@ -136,7 +136,7 @@ def _tools_module(name: str, go_mod: str, main_go: str | None = None) -> Path:
 
 def _fetch_text(url: str) -> str:
     with urllib.request.urlopen(url, timeout=120) as resp:  # noqa: S310 - fixed proxy URL
-        return resp.read().decode()
+        return str(resp.read().decode())
 
 
 def _install(built: Path, dest_dir: Path, names: tuple[str, ...]) -> None:

@@ -8,6 +8,7 @@ a bug in the code under test. So the plane installs every CRD up front and waits
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -51,13 +52,15 @@ def apply_crds(client: KubeClient, crds: list[Obj], *, timeout: float = 60.0) ->
             raise RuntimeError(f"the API server rejected CRD {name}: {error.message}") from error
     for crd in crds:
         name = crd["metadata"]["name"]
-        wait_for(lambda name=name: _established(client.get(CRDS.path(name=name))),
-                 what=f"CRD {name} to be Established", timeout=timeout)
+        wait_for(partial(_crd_established, client, name), what=f"CRD {name} to be Established", timeout=timeout)
         spec = crd["spec"]
         version = next(v["name"] for v in spec["versions"] if v.get("served", True))
         list_path = f"/apis/{spec['group']}/{version}/{spec['names']['plural']}"
-        wait_for(lambda path=list_path: client.get(path, limit=1) is not None,
-                 what=f"{list_path} to be served", timeout=timeout)
+        wait_for(partial(client.get, list_path, limit=1), what=f"{list_path} to be served", timeout=timeout)
+
+
+def _crd_established(client: KubeClient, name: str) -> bool:
+    return _established(client.get(CRDS.path(name=name)))
 
 
 def has_status_subresource(client: KubeClient, crd_name: str) -> bool:

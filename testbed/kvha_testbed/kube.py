@@ -194,9 +194,10 @@ class KubeClient:
         if body is not None:
             headers["Content-Type"] = content_type
             data = json.dumps(body).encode()
+        # retries=None means the pool's policy; False means "fail at once" (startup probes).
         response = self._pool.request(method, url, body=data, headers=headers,
                                       timeout=timeout or self.timeout, preload_content=True,
-                                      **({} if retry_connect else {"retries": False}))
+                                      retries=None if retry_connect else False)
         if not 200 <= response.status < 300:
             raise KubeError(method=method, path=path, status=response.status, body=response.data)
         if not response.data:

@@ -67,16 +67,16 @@ class OperatorProcess:
     def _healthy(self) -> bool:
         if self.proc is not None:
             self.proc.check_alive()
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as resp:
             return bool(resp.status == 200)
 
     def metrics_text(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as resp:
             return str(resp.read().decode())
 
     def metric(self, name: str, **labels: str) -> float | None:
         """The value of one sample, or None when it is not exported (yet)."""
-        wanted = {k: v for k, v in labels.items()}
+        wanted = dict(labels.items())
         for line in self.metrics_text().splitlines():
             match = re.match(r"^([a-zA-Z_:][\w:]*)(\{(.*)\})?\s+(\S+)$", line)
             if not match or match.group(1) != name:

@@ -35,7 +35,7 @@ from kvha_testbed.crds import TESTBED_CRDS_DIR, apply_crds, load_crds, yaml_file
 from kvha_testbed.kube import NAMESPACES, SERVICE_ACCOUNTS, VMS, Credentials, KubeClient, KubeError
 from kvha_testbed.kubevirt_api import install_virt_api_validation, kubevirt_crds
 from kvha_testbed.pki import CertificateAuthority, service_account_keys
-from kvha_testbed.procs import ManagedProcess, ProcessFailedError, free_port
+from kvha_testbed.procs import ManagedProcess, ProcessFailedError, free_port, remove_on_exit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KVHA_CRDS_DIR = Path(os.environ.get("KVHA_CRDS_DIR", REPO_ROOT / "crds"))
@@ -73,6 +73,8 @@ class ControlPlane:
         self.config = config or PlaneConfig()
         self.workdir = Path(tempfile.mkdtemp(prefix="kvha-testbed-")) if self.config.workdir is None \
             else self.config.workdir
+        if self.config.workdir is None and not self.config.keep_workdir:
+            remove_on_exit(self.workdir)  # even if the process is interrupted or terminated
         self.processes: dict[str, ManagedProcess] = {}
         self.timings: dict[str, float] = {}
         self._ca: CertificateAuthority | None = None
@@ -107,6 +109,7 @@ class ControlPlane:
         for name in reversed(list(self.processes)):
             self.processes[name].stop()
         self.processes.clear()
+        remove_on_exit(self.workdir, remove=False)
         if not keep_workdir and self.config.workdir is None:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -334,8 +337,8 @@ class ControlPlane:
         import kubernetes  # noqa: PLC0415 - only callers that want the official client pay its import
 
         configuration = kubernetes.client.Configuration()
-        kubernetes.config.load_kube_config(config_file=str(kubeconfig or self.kubeconfig),
-                                           client_configuration=configuration)
+        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig or self.kubeconfig), client_configuration=configuration)
         configuration.connection_pool_maxsize = pool_size
         return kubernetes.client.ApiClient(configuration)
 

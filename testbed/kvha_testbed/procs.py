@@ -7,8 +7,9 @@ confusing ways, so every binary the testbed starts goes through `ManagedProcess`
   binaries do not fork, but helpers might);
 * the kernel kills the child if the process that started it dies, even by SIGKILL
   (`PR_SET_PDEATHSIG`), when it is started from the main thread;
-* an `atexit` hook and SIGTERM/SIGHUP handlers stop whatever is still registered, so a test run
-  that fails, is interrupted (KeyboardInterrupt) or is terminated by CI cleans up too;
+* an `atexit` hook and SIGTERM/SIGHUP handlers stop whatever is still registered (and delete the
+  scratch directories registered with `remove_on_exit`), so a test run that fails, is interrupted
+  (KeyboardInterrupt) or is terminated by CI cleans up too;
 * output goes to a log file whose tail is quoted in every error, because "did not become healthy"
   without the process's own last words is useless.
 """
@@ -19,11 +20,11 @@ import atexit
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
@@ -139,6 +140,7 @@ class _Registry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._live: list[ManagedProcess] = []
+        self._scratch: set[Path] = set()
         self._hooks_installed = False
 
     def add(self, proc: ManagedProcess) -> None:
@@ -159,6 +161,19 @@ class _Registry:
     def stop_all(self) -> None:
         for proc in reversed(self.live()):
             proc.stop(grace=2.0)
+        with self._lock:
+            scratch, self._scratch = self._scratch, set()
+        for directory in scratch:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def scratch(self, directory: Path, *, remove: bool) -> None:
+        with self._lock:
+            if remove:
+                self._scratch.add(directory)
+            else:
+                self._scratch.discard(directory)
+            if not self._hooks_installed:
+                self._install_hooks()
 
     def _install_hooks(self) -> None:
         self._hooks_installed = True
@@ -189,10 +204,10 @@ def stop_all() -> None:
     _REGISTRY.stop_all()
 
 
-def wait_for_exit(proc: ManagedProcess, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not proc.alive():
-            return True
-        time.sleep(0.05)
-    return False
+def remove_on_exit(directory: Path, remove: bool = True) -> None:
+    """Delete `directory` when the processes are stopped at exit or on SIGTERM/SIGHUP.
+
+    For scratch directories (etcd data, logs) of runs that are not kept; call with
+    `remove=False` once the owner has cleaned up, or decided to keep it.
+    """
+    _REGISTRY.scratch(directory, remove=remove)

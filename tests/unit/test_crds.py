@@ -56,7 +56,8 @@ def test_schema_is_structural(spec: crdgen.CrdSpec) -> None:
         assert "type" in node, f"{path} has no type (structural schemas need one everywhere)"
         assert not ("properties" in node and "additionalProperties" in node), path
         for option in node.get("anyOf", []):
-            assert "type" not in option and "default" not in option, path
+            assert "type" not in option, path
+            assert "default" not in option, path
 
 
 def test_conditions_are_a_map_keyed_by_type() -> None:

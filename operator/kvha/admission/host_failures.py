@@ -33,18 +33,19 @@ def failover_capacity(
     schedulable nodes with their current free capacity, including the ones that may fail.
     """
     free_memory = {n.name: n.free_memory_bytes for n in nodes}
-    hosts = set(free_memory) | set(protected_by_node)
+    demand: dict[str, tuple[int, int]] = {}
+    for host, vms in protected_by_node.items():
+        memory = cpu = 0
+        for vm in vms:
+            memory += vm.memory_bytes
+            cpu += vm.cpu_millis
+        demand[host] = (memory, cpu)
 
     def severity(host: str) -> tuple[int, int, int, str]:
-        vms = protected_by_node.get(host, ())
-        return (
-            -sum(c.memory_bytes for c in vms),
-            -sum(c.cpu_millis for c in vms),
-            -free_memory.get(host, 0),
-            host,
-        )
+        memory, cpu = demand.get(host, (0, 0))
+        return -memory, -cpu, -free_memory.get(host, 0), host
 
-    worst_first = sorted(hosts, key=severity)
+    worst_first = sorted(set(free_memory) | set(demand), key=severity)
     for failures in range(1, limit + 1):
         if failures > len(worst_first):
             return failures - 1

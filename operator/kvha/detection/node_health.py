@@ -78,14 +78,10 @@ def _heartbeat_signal(node: NodeView, detection: DetectionSpec) -> _Signal | Non
     if detection.kubevirt_heartbeat_stale_after is None or node.kubevirt_heartbeat is None:
         return None
     threshold = seconds(detection.kubevirt_heartbeat_stale_after)
-    return _Signal(
-        "KubeVirt heartbeat not updated", node.kubevirt_heartbeat, threshold, threshold * _LATE_FRACTION
-    )
+    return _Signal("KubeVirt heartbeat not updated", node.kubevirt_heartbeat, threshold, threshold * _LATE_FRACTION)
 
 
-def assess_node(
-    *, node: NodeView, lease: LeaseView | None, detection: DetectionSpec, now: datetime
-) -> Verdict:
+def assess_node(*, node: NodeView, lease: LeaseView | None, detection: DetectionSpec, now: datetime) -> Verdict:
     """Healthy, Suspect or Unhealthy, with the signals that decided it and when to look again."""
     signals = _condition_signals(node, detection, now)
     signals += [s for s in (_lease_signal(node, lease, detection), _heartbeat_signal(node, detection)) if s]
@@ -105,14 +101,11 @@ def assess_node(
         waits.append(signal.threshold - elapsed)
         if elapsed >= signal.suspect_after:
             suspect.append(
-                f"{signal.description} for {format_seconds(elapsed)} "
-                f"(unhealthy at {format_seconds(signal.threshold)})"
+                f"{signal.description} for {format_seconds(elapsed)} (unhealthy at {format_seconds(signal.threshold)})"
             )
     if crossed:
         crossed.sort()
-        return Verdict(
-            Health.UNHEALTHY, tuple(reason for _, reason in crossed), unhealthy_since=crossed[0][0]
-        )
+        return Verdict(Health.UNHEALTHY, tuple(reason for _, reason in crossed), unhealthy_since=crossed[0][0])
     recheck = min(waits) if waits else None
     if suspect:
         return Verdict(Health.SUSPECT, tuple(suspect), recheck_after=recheck)

@@ -40,9 +40,7 @@ class StormState:
     def restored(cls, *, active: bool = False, ended_at: datetime | None = None) -> StormState:
         """The previous state as far as status records it (StormGuardActive condition and
         `stormEndedAt`), for the first evaluation after an operator restart."""
-        return cls(
-            active=active, limit=0, unhealthy=0, watched=0, ended_at=ended_at, cooling_until=None, message=""
-        )
+        return cls(active=active, limit=0, unhealthy=0, watched=0, ended_at=ended_at, cooling_until=None, message="")
 
 
 def storm_guard(

@@ -47,9 +47,5 @@ class RemoveFenceConfirmation:
 
 
 FenceAction = (
-    ApplyOutOfServiceTaint
-    | RemoveOutOfServiceTaint
-    | CreateRemediation
-    | DeleteRemediation
-    | RemoveFenceConfirmation
+    ApplyOutOfServiceTaint | RemoveOutOfServiceTaint | CreateRemediation | DeleteRemediation | RemoveFenceConfirmation
 )

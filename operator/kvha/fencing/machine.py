@@ -14,7 +14,8 @@ The safety rule: the phase never becomes Fenced without the confirmation the str
 * OutOfServiceTaint + Watchdog: every node runs a hardware watchdog that resets it once it loses
   the cluster, so after `watchdogTimeout` without contact (counted from the later of
   `unhealthy_since` and the last Lease renewal or heartbeat) the node is down; kvha applies the
-  taint and is Fenced once it is on the Node.
+  taint and is Fenced once it is on the Node. Contact after that deadline comes from the rebooted
+  node, so the decision stands (the taint is re-applied until it lands).
 * Remediation: kvha creates a medik8s remediation named after the node and is Fenced only when it
   reports success; a failure report or the timeout fails the incident.
 * None: Fenced at once with `confirmed_by` saying nothing was fenced; the planner then restarts only
@@ -179,9 +180,7 @@ def restart_clearance(status: FencingStatus | None) -> tuple[bool, bool]:
 
 def _detected(ctx: _Context) -> FencingStep:
     if ctx.observation.node_healthy:
-        return _cleanup(
-            ctx, reason=REASON_FAILOVER_ABORTED, phase=FailoverPhase.ABORTED, subject=_aborted(ctx)
-        )
+        return _cleanup(ctx, reason=REASON_FAILOVER_ABORTED, phase=FailoverPhase.ABORTED, subject=_aborted(ctx))
     if ctx.strategy is FencingStrategy.NONE:
         if not ctx.fencing.allow_unfenced_restart:
             return ctx.step(
@@ -207,9 +206,7 @@ def _detected(ctx: _Context) -> FencingStep:
 
 def _fencing(ctx: _Context) -> FencingStep:
     if ctx.observation.node_healthy:
-        return _cleanup(
-            ctx, reason=REASON_FAILOVER_ABORTED, phase=FailoverPhase.ABORTED, subject=_aborted(ctx)
-        )
+        return _cleanup(ctx, reason=REASON_FAILOVER_ABORTED, phase=FailoverPhase.ABORTED, subject=_aborted(ctx))
     match ctx.strategy:
         case FencingStrategy.REMEDIATION:
             return _fencing_by_remediation(ctx)
@@ -313,6 +310,7 @@ def _fencing_by_remediation(ctx: _Context) -> FencingStep:
             phase=FailoverPhase.FAILED,
             reason=REASON_FENCING_FAILED,
             warning=True,
+            settled=not _holds_anything(ctx),
             message=REMEDIATION_TEMPLATE_MESSAGE,
         )
     name = ctx.status.remediation_name or ctx.node
@@ -327,6 +325,7 @@ def _fencing_by_remediation(ctx: _Context) -> FencingStep:
             phase=FailoverPhase.FAILED,
             reason=REASON_FENCING_FAILED,
             warning=True,
+            settled=not _holds_anything(ctx),
             message=f"{kind} {name} reported failure ({remediation.message or 'no message'}); "
             f"node {ctx.node} is not fenced and its VMs were not restarted",
         )
@@ -338,9 +337,7 @@ def _fencing_by_remediation(ctx: _Context) -> FencingStep:
     return _waiting(ctx, wait, actions=actions, remediation_name=name)
 
 
-def _waiting(
-    ctx: _Context, wait: _Wait, *, actions: Sequence[FenceAction] = (), **updates: Any
-) -> FencingStep:
+def _waiting(ctx: _Context, wait: _Wait, *, actions: Sequence[FenceAction] = (), **updates: Any) -> FencingStep:
     """Not confirmed yet: keep waiting until the fencing timeout, then fail the incident."""
     timeout = seconds(ctx.fencing.timeout)
     started_at = ctx.status.started_at or ctx.now
@@ -350,6 +347,7 @@ def _waiting(
             phase=FailoverPhase.FAILED,
             reason=REASON_FENCING_TIMEOUT,
             warning=True,
+            settled=not _holds_anything(ctx),
             message=f"node {ctx.node} was not fenced within {format_seconds(timeout)} ({wait.message}); "
             "its VMs were not restarted",
         )
@@ -411,9 +409,7 @@ def _cleanup(ctx: _Context, *, reason: str, subject: str, phase: FailoverPhase |
             actions.append(DeleteRemediation(node=ctx.node, name=name, template=template))
             pending.append(f"deleting remediation {name}")
         else:
-            pending.append(
-                f"remediation {name} must be deleted by hand: the policy no longer names its template"
-            )
+            pending.append(f"remediation {name} must be deleted by hand: the policy no longer names its template")
     if status.taint_applied and not status.taint_removed:
         if node is None or not node.has_taint(OUT_OF_SERVICE_TAINT_KEY):
             updates["taint_removed"] = True
@@ -422,8 +418,7 @@ def _cleanup(ctx: _Context, *, reason: str, subject: str, phase: FailoverPhase |
             pending.append("removing the out-of-service taint")
         else:
             pending.append(
-                "waiting for the pods still bound to it to be deleted before removing the "
-                "out-of-service taint"
+                "waiting for the pods still bound to it to be deleted before removing the out-of-service taint"
             )
     if node is not None and node.fence_confirmed is not None:
         actions.append(RemoveFenceConfirmation(ctx.node))

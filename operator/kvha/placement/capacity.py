@@ -34,9 +34,7 @@ class NodeCapacity:
     free_memory_bytes: int = 0
 
 
-def node_capacities(
-    *, nodes: Iterable[NodeView], pods: Iterable[PodView], exclude: set[str]
-) -> list[NodeCapacity]:
+def node_capacities(*, nodes: Iterable[NodeView], pods: Iterable[PodView], exclude: set[str]) -> list[NodeCapacity]:
     """The nodes a VM could be restarted on, with what is left of their allocatable resources."""
     used_cpu: dict[str, int] = {}
     used_memory: dict[str, int] = {}

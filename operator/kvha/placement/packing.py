@@ -21,6 +21,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from kvha.models.quantity import format_cpu, format_memory
 from kvha.models.views import Placement
@@ -28,14 +29,17 @@ from kvha.placement.capacity import NodeCapacity
 from kvha.placement.constraints import HARD_TAINT_EFFECTS, fits, label_keys
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A VM to place: its launcher pod's requests and constraints, and its restart priority."""
+class Candidate(NamedTuple):
+    """A VM to place: its launcher pod's requests and constraints, and its restart priority.
+
+    A named tuple rather than a frozen dataclass: admission control builds one per protected VM
+    (100k on a large cluster), and a tuple is built several times faster.
+    """
 
     key: str
     cpu_millis: int
     memory_bytes: int
-    placement: Placement = field(default_factory=Placement)
+    placement: Placement = Placement()
     priority: int = 0
 
 

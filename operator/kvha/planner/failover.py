@@ -197,9 +197,7 @@ class _Planning:
         snap = self.snapshot
         vm = snap.vms.get(entry.key)
         if vm is None:
-            return _update(
-                entry, state=VMState.SKIPPED, reason="the VirtualMachine was deleted", planned_node=None
-            )
+            return _update(entry, state=VMState.SKIPPED, reason="the VirtualMachine was deleted", planned_node=None)
         protection = classify(vm, default_priority=Priority.parse(snap.restart.default_priority))
         entry = _update(entry, priority=_label(protection.priority))
         if not protection.protected:
@@ -207,6 +205,11 @@ class _Planning:
         vmi = snap.vmis.get(entry.key)
         if vmi is not None and vmi.phase == "Running" and vmi.node_name and not self._is_stuck(entry, vmi):
             return _update(entry, state=VMState.RUNNING, node=vmi.node_name, running_at=snap.now, reason=None)
+        if vmi is not None and vmi.uid != entry.old_vmi_uid and vm.printable_status == "ErrorUnschedulable":
+            # The replacement exists but the scheduler has no room for its pod: it starts by itself
+            # as soon as room appears, and it must not hold a restart slot or a tier meanwhile.
+            return _update(entry, state=VMState.WAITING_FOR_CAPACITY, planned_node=None,
+                           reason="its new instance is waiting for the scheduler: no node has room for its pod")
         if entry.state is VMState.RESTARTING or (vmi is not None and self._is_stuck(entry, vmi)):
             return entry
         # The stuck instance is gone without kvha (KubeVirt or someone else replaced it): follow
@@ -218,6 +221,11 @@ class _Planning:
             planned_node=None,
             reason="its stuck instance is gone; KubeVirt is starting a new one",
         )
+
+    def _replaced(self, entry: FailoverVM) -> bool:
+        """A new instance exists already: there is nothing left for kvha to remove."""
+        vmi = self.snapshot.vmis.get(entry.key)
+        return vmi is not None and vmi.uid != entry.old_vmi_uid
 
     def _is_stuck(self, entry: FailoverVM, vmi: VMIView) -> bool:
         return vmi.uid == entry.old_vmi_uid and vmi.node_name == self.snapshot.failed_node
@@ -296,7 +304,7 @@ class _Planning:
         by_key = {e.key: e for e in entries}
         candidates: list[Candidate] = []
         for entry in entries:
-            if entry.state not in (VMState.PENDING, VMState.WAITING_FOR_CAPACITY):
+            if entry.state not in (VMState.PENDING, VMState.WAITING_FOR_CAPACITY) or self._replaced(entry):
                 continue
             if self._may_restart(entry.key):
                 vm, old_pod = snap.vms[entry.key], self._old_pod(entry)
@@ -339,9 +347,7 @@ class _Planning:
                 entry = by_key[candidate.key]
                 node = result.assigned.get(candidate.key)
                 if blocked_by is not None:
-                    by_key[entry.key] = _update(
-                        entry, state=VMState.PENDING, planned_node=None, reason=blocked_by
-                    )
+                    by_key[entry.key] = _update(entry, state=VMState.PENDING, planned_node=None, reason=blocked_by)
                 elif node is None:
                     by_key[entry.key] = _update(
                         entry,
@@ -355,8 +361,7 @@ class _Planning:
                         state=VMState.PENDING,
                         planned_node=None,
                         reason=(
-                            f"waiting for a restart slot: {snap.restart.max_parallel} VMs (maxParallel) "
-                            "are restarting"
+                            f"waiting for a restart slot: {snap.restart.max_parallel} VMs (maxParallel) are restarting"
                         ),
                     )
                 else:

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from kvha_testbed.kube import (
     FENCE_AGENTS_REMEDIATIONS,
@@ -49,15 +50,14 @@ class FenceRecord:
 class FenceAgent:
     def __init__(self, ctx: SimContext) -> None:
         self.ctx = ctx
-        self.power_off: Callable[[str], None] | None = None  # wired to Faults.power_off by the testbed
+        self.power_off: Callable[[str], object] | None = None  # wired to Faults.power_off by the testbed
         self.records: list[FenceRecord] = []
         self._lock = threading.Lock()
         self._first_seen: dict[str, float] = {}
         self._failing: set[str] = set()
         self._tainted: set[str] = set()
         self.informers = {
-            plural: Informer(ctx.client, resource, name=plural,
-                             on_change=lambda _k, old, new, plural=plural: self._enqueue(plural, old, new))
+            plural: Informer(ctx.client, resource, name=plural, on_change=partial(self._enqueue, plural))
             for plural, resource in KINDS.items()
         }
 
@@ -80,7 +80,7 @@ class FenceAgent:
         with self._lock:
             return [r.node for r in self.records if r.succeeded]
 
-    def _enqueue(self, plural: str, old: Obj | None, new: Obj | None) -> None:
+    def _enqueue(self, plural: str, _kind: str, old: Obj | None, new: Obj | None) -> None:
         obj = new or old or {}
         meta = obj.get("metadata") or {}
         self.ctx.queue.add(("remediation", plural, meta.get("namespace", ""), meta.get("name", "")))
@@ -164,7 +164,6 @@ class FenceAgent:
         for kind in kinds:
             conditions = set_condition(conditions, kind=kind, status=outcome, now=now, reason=reason)
         for c in conditions:
-            c.pop("lastProbeTime", None)  # metav1.Condition has no lastProbeTime
             c.setdefault("reason", "Unknown")
             c.setdefault("message", "")
         meta = obj["metadata"]

@@ -185,7 +185,7 @@ class Informer:
                 backoff = 0.2
             except WatchExpiredError:
                 resource_version = ""  # relist
-            except (KubeError, OSError, ValueError, Exception) as error:
+            except Exception as error:  # network, API or decoding trouble: back off and list again
                 if self._stopping.is_set():
                     break
                 log.debug("informer %s: %s; retrying in %.1fs", self.name, error, backoff)
@@ -204,14 +204,14 @@ class Informer:
         fresh = {object_key(obj): obj for obj in items}
         events: list[tuple[str, Obj | None, Obj | None]] = []
         with self._lock:
-            for key, old in list(self._store.items()):
+            for key, gone in list(self._store.items()):
                 if key not in fresh:
                     self._remove(key)
-                    events.append(("DELETED", old, None))
+                    events.append(("DELETED", gone, None))
             for key, obj in fresh.items():
-                old = self._store.get(key)
+                previous = self._store.get(key)
                 self._put(key, obj)
-                events.append(("ADDED" if old is None else "MODIFIED", old, obj))
+                events.append(("ADDED" if previous is None else "MODIFIED", previous, obj))
         for kind, old, new in events:
             self._notify(kind, old, new)
 

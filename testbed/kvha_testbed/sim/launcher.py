@@ -54,7 +54,7 @@ def guest_memory(vmi_spec: Obj) -> Fraction:
     guest = (domain.get("memory") or {}).get("guest")
     if requested is None and guest is None:
         raise ValueError("VMI spec has neither domain.resources.requests.memory nor domain.memory.guest")
-    return parse_quantity(requested if requested is not None else guest)
+    return parse_quantity(str(requested if requested is not None else guest))
 
 
 def memory_overhead(vmi_spec: Obj) -> Fraction:

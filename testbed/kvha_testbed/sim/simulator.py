@@ -108,7 +108,7 @@ class KubeVirtSimulator:
         for worker in self._workers:
             worker.join(timeout=5)
 
-    def attach_fencer(self, power_off: Callable[[str], None]) -> None:
+    def attach_fencer(self, power_off: Callable[[str], object]) -> None:
         """Give the fence agent its power switch (faults.Faults.power_off)."""
         self.fence_agent.power_off = power_off
 
@@ -210,7 +210,7 @@ class KubeVirtSimulator:
                 self._failures.pop(key, None)
             except KubeError as error:
                 self._retry(key, error, expected=error.status in (404, 409) or error.namespace_terminating)
-            except Exception as error:
+            except Exception as error:  # a worker must survive anything, and report it
                 self._retry(key, error, expected=False)
             finally:
                 self.queue.done(key)

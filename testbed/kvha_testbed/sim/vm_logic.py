@@ -147,11 +147,11 @@ def printable_status(vm: Obj, vmi: Obj | None) -> str:
 def set_condition(conditions: list[Obj], *, kind: str, status: str, now: str, reason: str = "",
                   message: str = "") -> list[Obj]:
     """Upsert a condition; lastTransitionTime moves only when status or reason changes."""
-    old = condition(conditions, kind)
-    changed = old is None or old.get("status") != status or (old.get("reason") or "") != reason
+    old = condition(conditions, kind) or {}
+    changed = old.get("status") != status or (old.get("reason") or "") != reason
+    # No `lastProbeTime: null`: the API server drops nulls, and the next comparison would differ.
     new: Obj = {"type": kind, "status": status,
-                "lastTransitionTime": now if changed else old.get("lastTransitionTime"),
-                "lastProbeTime": None}
+                "lastTransitionTime": now if changed else old.get("lastTransitionTime")}
     if reason:
         new["reason"] = reason
     if message:

@@ -93,7 +93,8 @@ def test_partition_keeps_the_guest_running(plane: Testbed, namespace: str, nodes
     assert plane.faults.state(node) is Power.PARTITIONED
 
     assert plane.faults.revive(node) == []  # nothing superseded it: the guest simply carries on
-    plane.wait_vm_status(namespace, "cut-off", "Running")
+    wait_for(lambda: (plane.vm(namespace, "cut-off") or {}).get("status", {}).get("ready"),
+             what="the VM to be ready again once its node is back", timeout=60)
     assert [i.vmi_uid for i in plane.ledger.live_instances(vm_key(namespace, "cut-off"))] == [uid]
 
 

@@ -143,7 +143,11 @@ _REQUIREMENTS = st.one_of(
         operator=st.sampled_from(("In", "NotIn")),
         values=st.lists(st.sampled_from(ZONES), min_size=1, max_size=2, unique=True).map(tuple),
     ),
-    st.builds(NodeSelectorRequirement, key=st.sampled_from(("disk", "cores")), operator=st.sampled_from(("Exists", "DoesNotExist"))),
+    st.builds(
+        NodeSelectorRequirement,
+        key=st.sampled_from(("disk", "cores")),
+        operator=st.sampled_from(("Exists", "DoesNotExist")),
+    ),
     st.builds(
         NodeSelectorRequirement,
         key=st.just("cores"),
@@ -165,8 +169,9 @@ def placements(draw: st.DrawFn, node_names: Sequence[str] = ()) -> Placement:
             names = draw(st.lists(st.sampled_from(list(node_names)), min_size=1, max_size=3, unique=True))
             fields = (NodeSelectorRequirement("metadata.name", draw(st.sampled_from(("In", "NotIn"))), tuple(names)),)
         terms = tuple(
-            NodeSelectorTerm(match_expressions=tuple(draw(st.lists(_REQUIREMENTS, min_size=1, max_size=2))),
-                             match_fields=fields)
+            NodeSelectorTerm(
+                match_expressions=tuple(draw(st.lists(_REQUIREMENTS, min_size=1, max_size=2))), match_fields=fields
+            )
             for _ in range(draw(st.integers(1, 2)))
         )
     tolerations = tuple(
@@ -278,6 +283,12 @@ def worlds(draw: st.DrawFn) -> World:
         tier_ordering=draw(st.sampled_from((TierOrdering.NONE, TierOrdering.WAIT_FOR_READY))),
     )
     return World(
-        nodes=[*healthy, failed], vms=vms, vmis=vmis, pods=pods, fenced=fenced,
-        unfenced_allowed=unfenced_allowed, unfenced_safe=safe, restart=restart,
+        nodes=[*healthy, failed],
+        vms=vms,
+        vmis=vmis,
+        pods=pods,
+        fenced=fenced,
+        unfenced_allowed=unfenced_allowed,
+        unfenced_safe=safe,
+        restart=restart,
     )

@@ -68,16 +68,21 @@ def test_the_reported_tolerance_is_backed_by_an_actual_placement(
     assert 0 <= tolerated <= limit
     worst_first = sorted(
         {n.name for n in nodes} | set(protected),
-        key=lambda h: (-sum(c.memory_bytes for c in protected.get(h, ())),
-                       -sum(c.cpu_millis for c in protected.get(h, ())),
-                       -next((n.free_memory_bytes for n in nodes if n.name == h), 0), h),
+        key=lambda h: (
+            -sum(c.memory_bytes for c in protected.get(h, ())),
+            -sum(c.cpu_millis for c in protected.get(h, ())),
+            -next((n.free_memory_bytes for n in nodes if n.name == h), 0),
+            h,
+        ),
     )
 
     def survives(k: int) -> bool:
         failed = set(worst_first[:k])
         displaced = [c for h in failed for c in protected.get(h, ())]
-        return k <= len(worst_first) and not place(
-            candidates=displaced, nodes=[n for n in nodes if n.name not in failed]).unplaced
+        return (
+            k <= len(worst_first)
+            and not place(candidates=displaced, nodes=[n for n in nodes if n.name not in failed]).unplaced
+        )
 
     assert all(survives(k) for k in range(1, tolerated + 1))
     if tolerated < limit:

@@ -17,16 +17,18 @@ DEFAULTS = DetectionSpec()  # Ready False/Unknown for 30s, lease stale after 40s
 
 
 def test_ready_unknown_past_its_duration_makes_the_node_unhealthy_and_says_so() -> None:
-    verdict = assess_node(node=make_node("w1", ready="Unknown", ready_for=42), lease=make_lease("w1"),
-                          detection=DEFAULTS, now=NOW)
+    verdict = assess_node(
+        node=make_node("w1", ready="Unknown", ready_for=42), lease=make_lease("w1"), detection=DEFAULTS, now=NOW
+    )
     assert verdict.health is Health.UNHEALTHY
     assert verdict.reasons == ("Ready=Unknown for 42s",)
     assert verdict.unhealthy_since == ago(12)  # went Unknown 42s ago, crossed 30s later
 
 
 def test_a_fresh_failure_signal_is_only_suspect_and_says_when_to_look_again() -> None:
-    verdict = assess_node(node=make_node("w1", ready="Unknown", ready_for=10), lease=make_lease("w1"),
-                          detection=DEFAULTS, now=NOW)
+    verdict = assess_node(
+        node=make_node("w1", ready="Unknown", ready_for=10), lease=make_lease("w1"), detection=DEFAULTS, now=NOW
+    )
     assert verdict.health is Health.SUSPECT
     assert verdict.reasons == ("Ready=Unknown for 10s (unhealthy at 30s)",)
     assert verdict.recheck_after == 20
@@ -62,8 +64,9 @@ def test_a_missing_lease_counts_once_the_node_is_not_ready_either() -> None:
 def test_kubevirt_heartbeat_is_a_signal_only_when_configured() -> None:
     node = make_node("w1", kubevirt_heartbeat=ago(400))
     without = assess_node(node=node, lease=make_lease("w1"), detection=DEFAULTS, now=NOW)
-    with_heartbeat = assess_node(node=node, lease=make_lease("w1"),
-                                 detection=DetectionSpec(kubevirt_heartbeat_stale_after="5m"), now=NOW)
+    with_heartbeat = assess_node(
+        node=node, lease=make_lease("w1"), detection=DetectionSpec(kubevirt_heartbeat_stale_after="5m"), now=NOW
+    )
     assert without.health is Health.HEALTHY
     assert with_heartbeat.health is Health.UNHEALTHY
     assert with_heartbeat.reasons == ("KubeVirt heartbeat not updated for 6m40s",)
@@ -71,9 +74,13 @@ def test_kubevirt_heartbeat_is_a_signal_only_when_configured() -> None:
 
 def test_custom_conditions_count_like_ready() -> None:
     spec = DetectionSpec(unhealthy_conditions=[UnhealthyCondition(type="DiskPressure", status="True", duration="1m")])
-    node = replace(make_node("w1"), conditions=(
-        NodeCondition("Ready", "True", ago(3600), ago(5)), NodeCondition("DiskPressure", "True", ago(61), ago(5)),
-    ))
+    node = replace(
+        make_node("w1"),
+        conditions=(
+            NodeCondition("Ready", "True", ago(3600), ago(5)),
+            NodeCondition("DiskPressure", "True", ago(61), ago(5)),
+        ),
+    )
     verdict = assess_node(node=node, lease=make_lease("w1"), detection=spec, now=NOW)
     assert verdict.health is Health.UNHEALTHY
     assert verdict.reasons == ("DiskPressure=True for 1m1s",)
@@ -89,11 +96,16 @@ def test_a_node_clock_ahead_of_ours_does_not_count_as_negative_time() -> None:
 def test_an_incident_closes_only_after_ready_held_for_the_healthy_delay() -> None:
     lease = make_lease("w1")
     assert incident_can_close(node=make_node("w1", ready_for=20), lease=lease, detection=DEFAULTS, now=NOW) == (
-        False, 40)
+        False,
+        40,
+    )
     assert incident_can_close(node=make_node("w1", ready_for=61), lease=lease, detection=DEFAULTS, now=NOW) == (
-        True, None)
-    assert incident_can_close(node=make_node("w1", ready="Unknown", ready_for=5), lease=lease, detection=DEFAULTS,
-                              now=NOW) == (False, None)
+        True,
+        None,
+    )
+    assert incident_can_close(
+        node=make_node("w1", ready="Unknown", ready_for=5), lease=lease, detection=DEFAULTS, now=NOW
+    ) == (False, None)
 
 
 def test_last_heard_from_is_the_latest_sign_of_life() -> None:
@@ -126,9 +138,9 @@ def test_a_flapping_node_keeps_one_incident_open(outages: list[int], recoveries:
     while t <= end:
         status, since = next((s, o) for o, s in reversed(timeline) if o <= t)
         now = start + timedelta(seconds=t)
-        node = replace(make_node("w1"), conditions=(
-            NodeCondition("Ready", status, start + timedelta(seconds=since), now),
-        ))
+        node = replace(
+            make_node("w1"), conditions=(NodeCondition("Ready", status, start + timedelta(seconds=since), now),)
+        )
         lease = LeaseView("w1", now - timedelta(seconds=2))
         verdict = assess_node(node=node, lease=lease, detection=DEFAULTS, now=now)
         if not open_incident and verdict.health is Health.UNHEALTHY:

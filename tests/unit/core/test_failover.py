@@ -84,20 +84,28 @@ def test_a_fenced_node_s_vm_is_restarted_by_removing_its_stuck_instance() -> Non
     web = make_vm("web")
     plan = plan_failover(snapshot([web]))
     assert plan.actions == (
-        RestartVM(namespace="apps", name="web", vmi_name="web", vmi_uid="old-web",
-                  launcher_pods=("virt-launcher-web-d-web",), from_node=FAILED_NODE),
+        RestartVM(
+            namespace="apps",
+            name="web",
+            vmi_name="web",
+            vmi_uid="old-web",
+            launcher_pods=("virt-launcher-web-d-web",),
+            from_node=FAILED_NODE,
+        ),
     )
     [entry] = plan.entries
     assert (entry.state, entry.planned_node, entry.restarted_at) == (VMState.RESTARTING, "worker-0", NOW)
     [event] = plan.events
-    assert event.reason == REASON_VM_RESTARTING and event.vm == "apps/web"
+    assert event.reason == REASON_VM_RESTARTING
+    assert event.vm == "apps/web"
     assert plan.recheck_after == 10
 
 
 def test_without_fencing_only_vms_safe_to_run_twice_restart() -> None:
     stateless, database = make_vm("stateless"), make_vm("database")
-    plan = plan_failover(snapshot([stateless, database], fenced=False, unfenced_allowed=True,
-                                  unfenced_safe=frozenset({stateless.key})))
+    plan = plan_failover(
+        snapshot([stateless, database], fenced=False, unfenced_allowed=True, unfenced_safe=frozenset({stateless.key}))
+    )
     assert [a.name for a in plan.actions] == ["stateless"]
     assert states(plan)["database"] is VMState.SKIPPED
     skipped = next(e for e in plan.entries if e.name == "database")
@@ -119,7 +127,8 @@ def test_planning_again_on_the_same_snapshot_repeats_nothing_and_retries_only_af
     web = make_vm("web")
     first = plan_failover(snapshot([web]))
     again = plan_failover(snapshot([web], entries=first.entries))
-    assert again.actions == () and again.events == ()
+    assert again.actions == ()
+    assert again.events == ()
     retry = plan_failover(snapshot([web], entries=first.entries, after=10))
     assert [a.vmi_uid for a in retry.actions] == ["old-web"]  # the old instance is still there
     assert retry.entries[0].restarted_at == NOW + timedelta(seconds=10)
@@ -144,7 +153,9 @@ def test_a_restarted_vm_is_running_once_its_new_instance_runs() -> None:
     assert (entry.state, entry.node, entry.running_at) == (VMState.RUNNING, "worker-1", NOW + timedelta(seconds=42))
     assert done.events[0].reason == REASON_VM_RESTORED
     assert done.events[0].message == "VM apps/web runs again on node worker-1, 42s after its restart"
-    assert done.settled and done.restored == 1 and done.recheck_after is None
+    assert done.settled
+    assert done.restored == 1
+    assert done.recheck_after is None
 
 
 def test_a_vm_already_running_elsewhere_is_left_alone() -> None:
@@ -166,15 +177,19 @@ def test_a_vm_running_again_on_the_recovered_node_is_never_killed() -> None:
 
 
 def test_vms_kvha_must_not_restart_are_skipped_with_the_reason() -> None:
-    halted, disabled, deleted = make_vm("halted", run_strategy="Halted"), make_vm("off", priority="Disabled"), \
-        make_vm("gone")
+    halted, disabled, deleted = (
+        make_vm("halted", run_strategy="Halted"),
+        make_vm("off", priority="Disabled"),
+        make_vm("gone"),
+    )
     entries = snapshot([halted, disabled, deleted]).entries
     plan = plan_failover(snapshot([halted, disabled], entries=entries))
     assert plan.actions == ()
     reasons = {e.name: (e.state, e.reason) for e in plan.entries}
     assert reasons["gone"] == (VMState.SKIPPED, "the VirtualMachine was deleted")
     assert reasons["halted"] == (VMState.SKIPPED, "runStrategy Halted: the VM is meant to be stopped")
-    assert reasons["off"][0] is VMState.SKIPPED and "Disabled" in (reasons["off"][1] or "")
+    assert reasons["off"][0] is VMState.SKIPPED
+    assert "Disabled" in (reasons["off"][1] or "")
     assert {e.reason for e in plan.events} == {REASON_VM_UNPROTECTED}
     assert plan.settled
 
@@ -187,7 +202,8 @@ def test_a_vm_that_fits_nowhere_waits_with_the_reason_and_restarts_when_room_app
     assert entry.reason == (
         "none of the 2 nodes it may run on has 2100m CPU and 300.3Gi memory free (the most free memory is 256Gi)"
     )
-    assert plan.events[0].reason == REASON_VM_WAITING and plan.events[0].type == "Warning"
+    assert plan.events[0].reason == REASON_VM_WAITING
+    assert plan.events[0].type == "Warning"
     assert plan.recheck_after == 30
     still = plan_failover(snapshot([huge], entries=plan.entries, after=30))
     assert still.events == ()
@@ -201,11 +217,12 @@ def test_room_promised_to_a_restart_in_flight_is_not_given_away() -> None:
     first = plan_failover(snapshot([first_vm], **one_node))  # type: ignore[arg-type]
     assert states(first)["first"] is VMState.RESTARTING
     entries = [*first.entries, *snapshot([second_vm]).entries]
-    vmis = {first_vm.key: make_vmi(first_vm, uid="new-first", node=None, phase="Scheduling"),
-            second_vm.key: make_vmi(second_vm, uid="old-second", node=FAILED_NODE)}
+    vmis = {
+        first_vm.key: make_vmi(first_vm, uid="new-first", node=None, phase="Scheduling"),
+        second_vm.key: make_vmi(second_vm, uid="old-second", node=FAILED_NODE),
+    }
     pods = [make_launcher(second_vm, vmi_uid="old-second", node=FAILED_NODE)]
-    second = plan_failover(snapshot([first_vm, second_vm], entries=entries, vmis=vmis, pods=pods, after=5,
-                                    **one_node))  # type: ignore[arg-type]
+    second = plan_failover(snapshot([first_vm, second_vm], entries=entries, vmis=vmis, pods=pods, after=5, **one_node))  # type: ignore[arg-type]
     assert states(second)["second"] is VMState.WAITING_FOR_CAPACITY
 
 
@@ -216,13 +233,17 @@ def test_with_wait_for_ready_a_lower_tier_waits_for_the_higher_one() -> None:
     assert [a.name for a in first.actions] == ["critical"]
     held = next(e for e in first.entries if e.name == "normal")
     assert held.state is VMState.PENDING
-    assert held.reason == ("waiting for the High tier to be running, at most until 2026-03-01T12:02:00Z "
-                           "(tierTimeout 2m)")
+    assert held.reason == (
+        "waiting for the High tier to be running, at most until 2026-03-01T12:02:00Z (tierTimeout 2m)"
+    )
 
-    running = {critical.key: make_vmi(critical, uid="new-critical", node="worker-0"),
-               normal.key: make_vmi(normal, uid="old-normal", node=FAILED_NODE)}
-    next_tier = plan_failover(snapshot([critical, normal], entries=first.entries, vmis=running, restart=ordered,
-                                       after=20))
+    running = {
+        critical.key: make_vmi(critical, uid="new-critical", node="worker-0"),
+        normal.key: make_vmi(normal, uid="old-normal", node=FAILED_NODE),
+    }
+    next_tier = plan_failover(
+        snapshot([critical, normal], entries=first.entries, vmis=running, restart=ordered, after=20)
+    )
     assert [a.name for a in next_tier.actions] == ["normal"]
 
 
@@ -230,15 +251,19 @@ def test_a_lower_tier_starts_anyway_once_the_tier_timeout_passes() -> None:
     critical, normal = make_vm("critical", priority="High"), make_vm("normal", priority="Low")
     ordered = restart_spec(tier_ordering=TierOrdering.WAIT_FOR_READY)
     first = plan_failover(snapshot([critical, normal], restart=ordered))
-    booting = {critical.key: make_vmi(critical, uid="new-critical", node="worker-0", phase="Scheduled"),
-               normal.key: make_vmi(normal, uid="old-normal", node=FAILED_NODE)}
+    booting = {
+        critical.key: make_vmi(critical, uid="new-critical", node="worker-0", phase="Scheduled"),
+        normal.key: make_vmi(normal, uid="old-normal", node=FAILED_NODE),
+    }
     pods = [make_launcher(normal, vmi_uid="old-normal", node=FAILED_NODE)]
-    stuck = plan_failover(snapshot([critical, normal], entries=first.entries, vmis=booting, pods=pods,
-                                   restart=ordered, after=119))
+    stuck = plan_failover(
+        snapshot([critical, normal], entries=first.entries, vmis=booting, pods=pods, restart=ordered, after=119)
+    )
     assert stuck.actions == ()
     assert stuck.recheck_after == 1
-    late = plan_failover(snapshot([critical, normal], entries=first.entries, vmis=booting, pods=pods,
-                                  restart=ordered, after=120))
+    late = plan_failover(
+        snapshot([critical, normal], entries=first.entries, vmis=booting, pods=pods, restart=ordered, after=120)
+    )
     assert [a.name for a in late.actions] == ["normal"]
 
 
@@ -270,3 +295,25 @@ def test_the_plan_counts_what_the_status_shows() -> None:
     plan = plan_failover(snapshot(vms))
     assert (plan.total, plan.restored, plan.waiting, plan.settled) == (3, 0, 1, False)
     assert replace(plan, entries=()).settled
+
+
+def test_a_replacement_the_scheduler_cannot_place_waits_for_capacity_without_holding_a_slot() -> None:
+    """KubeVirt may recreate a VM itself once the out-of-service taint removed its pod; if no node
+    has room, the VM waits for capacity (the incident can complete) instead of 'Restarting' forever."""
+    now = NOW
+    vm = VMView(namespace="ns", name="big", run_strategy="Always", memory_bytes=2**33,
+                printable_status="ErrorUnschedulable")
+    entry = FailoverVM(namespace="ns", name="big", priority="Medium", from_node="dead",
+                       state=VMState.RESTARTING, old_vmi_uid="old", restarted_at=now)
+    snapshot = FailoverSnapshot(
+        failed_node="dead", entries=[entry], vms={vm.key: vm},
+        vmis={vm.key: VMIView(namespace="ns", name="big", uid="new", node_name=None, phase="Scheduling")},
+        launcher_pods={}, nodes=[], fenced=True, unfenced_allowed=False, unfenced_safe=set(),
+        restart=RestartSpec(max_parallel=1), now=now,
+    )
+    plan = plan_failover(snapshot)
+    assert plan.entries[0].state is VMState.WAITING_FOR_CAPACITY
+    assert plan.actions == ()
+    again = plan_failover(replace(snapshot, entries=plan.entries))
+    assert again.actions == ()
+    assert again.entries[0].state is VMState.WAITING_FOR_CAPACITY

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.strategies import FAILED_NODE, World, make_launcher, make_vmi, worlds
+from kvha.models.base import Priority
 from kvha.models.nodefailover import FailoverVM, VMState
 from kvha.models.views import PodView
 from kvha.placement import fits, launcher_placement, launcher_requests, node_capacities
@@ -49,8 +50,10 @@ def committed(world: World, entries: tuple[FailoverVM, ...]) -> dict[str, list[i
         if entry.state is not VMState.RESTARTING or entry.planned_node is None:
             continue
         vmi = world.vmis.get(entry.key)
-        if vmi is not None and vmi.uid != entry.old_vmi_uid and any(
-            p.vmi_uid == vmi.uid and p.node_name for p in world.pods
+        if (
+            vmi is not None
+            and vmi.uid != entry.old_vmi_uid
+            and any(p.vmi_uid == vmi.uid and p.node_name for p in world.pods)
         ):
             continue
         cpu, memory = launcher_requests(world.vms[entry.key], old_pod(world, entry))
@@ -85,8 +88,10 @@ def check(world: World, snapshot: FailoverSnapshot, plan: FailoverPlan) -> None:
         assert memory <= nodes[name].allocatable_memory_bytes, name
 
     # A higher priority VM is never left waiting while a lower one restarts on room it needed.
-    free = {n: [nodes[n].allocatable_cpu_millis - c, nodes[n].allocatable_memory_bytes - m]
-            for n, (c, m) in committed(world, plan.entries).items()}
+    free = {
+        n: [nodes[n].allocatable_cpu_millis - c, nodes[n].allocatable_memory_bytes - m]
+        for n, (c, m) in committed(world, plan.entries).items()
+    }
     for waiting in (e for e in plan.entries if e.state is VMState.WAITING_FOR_CAPACITY):
         vm = world.vms[waiting.key]
         need_cpu, need_memory = launcher_requests(vm, old_pod(world, waiting))
@@ -114,8 +119,6 @@ def _decision(entry: FailoverVM) -> tuple[object, ...]:
 
 
 def _rank(entry: FailoverVM) -> int:
-    from kvha.models.base import Priority
-
     return int(Priority.parse(entry.priority))
 
 
@@ -141,8 +144,9 @@ def play_kubevirt(world: World, plan: FailoverPlan, data: st.DataObject) -> None
 @settings(max_examples=150, deadline=None)
 @given(world=worlds(), data=st.data())
 def test_failover_promises_hold_through_an_incident(world: World, data: st.DataObject) -> None:
-    entries = tuple(initial_entries(vms=world.vms.values(), vmis=world.vmis, failed_node=FAILED_NODE,
-                                    default_priority="Medium"))
+    entries = tuple(
+        initial_entries(vms=world.vms.values(), vmis=world.vmis, failed_node=FAILED_NODE, default_priority="Medium")
+    )
     for _ in range(data.draw(st.integers(1, 8), label="rounds")):
         snapshot = snapshot_of(world, entries)
         plan = plan_failover(snapshot)

@@ -35,8 +35,12 @@ from kvha.models.nodefailover import FailoverPhase, FencingStatus
 
 MANUAL = FencingSpec()
 WATCHDOG = FencingSpec(confirmation=FenceConfirmation.WATCHDOG, watchdog_timeout="3m")
-TEMPLATE = TemplateReference(api_version="self-node-remediation.medik8s.io/v1alpha1",
-                             kind="SelfNodeRemediationTemplate", name="automatic", namespace="medik8s")
+TEMPLATE = TemplateReference(
+    api_version="self-node-remediation.medik8s.io/v1alpha1",
+    kind="SelfNodeRemediationTemplate",
+    name="automatic",
+    namespace="medik8s",
+)
 REMEDIATION = FencingSpec(strategy=FencingStrategy.REMEDIATION, remediation_template=TEMPLATE)
 UNFENCED = FencingSpec(strategy=FencingStrategy.NONE, allow_unfenced_restart=True)
 
@@ -48,12 +52,15 @@ def observe(node: object = DEAD, **changes: object) -> FenceObservation:
     return replace(base, node=node, **changes)  # type: ignore[arg-type]
 
 
-def step(previous: FencingStep | None, observation: FenceObservation, fencing: FencingSpec,
-         *, after: float = 0) -> FencingStep:
+def step(
+    previous: FencingStep | None, observation: FenceObservation, fencing: FencingSpec, *, after: float = 0
+) -> FencingStep:
     return step_fencing(
         phase=previous.phase if previous else FailoverPhase.DETECTED,
         status=previous.status if previous else None,
-        observation=observation, fencing=fencing, now=NOW + timedelta(seconds=after),
+        observation=observation,
+        fencing=fencing,
+        now=NOW + timedelta(seconds=after),
     )
 
 
@@ -62,7 +69,8 @@ def test_manual_fencing_asks_a_human_and_restarts_nothing_until_confirmed() -> N
     assert waiting.phase is FailoverPhase.FENCING
     assert waiting.actions == ()
     [event] = waiting.events
-    assert event.reason == REASON_FENCING_AWAITING and event.type == "Warning"
+    assert event.reason == REASON_FENCING_AWAITING
+    assert event.type == "Warning"
     assert "kubectl annotate node w1 kvha.io/fence-confirmed=true" in event.message
     assert restart_clearance(waiting.status) == (False, False)
 
@@ -107,15 +115,18 @@ def test_unconfirmed_fencing_times_out_and_says_why() -> None:
     assert failed.phase is FailoverPhase.FAILED
     assert failed.actions == ()
     [event] = failed.events
-    assert event.reason == REASON_FENCING_TIMEOUT and event.type == "Warning"
+    assert event.reason == REASON_FENCING_TIMEOUT
+    assert event.type == "Warning"
     assert event.message.startswith("node w1 was not fenced within 10m")
     assert event.message.endswith("its VMs were not restarted")
     assert restart_clearance(failed.status) == (False, False)
+    assert failed.settled  # nothing was applied, so nothing waits for the node to come back
 
 
 def test_the_watchdog_taints_only_after_its_timeout_without_contact() -> None:
     early = step(None, observe(unhealthy_since=ago(60)), WATCHDOG)
-    assert early.phase is FailoverPhase.FENCING and early.actions == ()
+    assert early.phase is FailoverPhase.FENCING
+    assert early.actions == ()
     assert early.recheck_after == 10
     due = step(early, observe(unhealthy_since=ago(60)), WATCHDOG, after=120)
     assert due.actions == (ApplyOutOfServiceTaint("w1"),)
@@ -128,12 +139,17 @@ def test_the_watchdog_never_fires_for_a_node_that_still_renews_its_lease() -> No
     """Ready=False with a live kubelet: the node is connected, so no watchdog has reset it."""
     waiting = step(None, observe(unhealthy_since=ago(600), last_heard_from=ago(3)), WATCHDOG)
     assert waiting.actions == ()
-    talking = step(waiting, observe(unhealthy_since=ago(600), last_heard_from=NOW + timedelta(seconds=297)),
-                   WATCHDOG, after=300)
+    talking = step(
+        waiting, observe(unhealthy_since=ago(600), last_heard_from=NOW + timedelta(seconds=297)), WATCHDOG, after=300
+    )
     assert talking.actions == ()
     assert talking.phase is FailoverPhase.FENCING
-    silent = step(talking, observe(unhealthy_since=ago(600), last_heard_from=NOW + timedelta(seconds=297)),
-                  WATCHDOG, after=297 + 180)
+    silent = step(
+        talking,
+        observe(unhealthy_since=ago(600), last_heard_from=NOW + timedelta(seconds=297)),
+        WATCHDOG,
+        after=297 + 180,
+    )
     assert silent.actions == (ApplyOutOfServiceTaint("w1"),)
 
 
@@ -142,7 +158,8 @@ def test_remediation_is_created_once_named_after_the_node_and_fences_on_success(
     assert created.actions == (CreateRemediation(node="w1", template=TEMPLATE, name="w1"),)
     assert created.status.remediation_name == "w1"
     working = step(created, observe(remediation=RemediationObservation(exists=True)), REMEDIATION, after=10)
-    assert working.actions == () and working.phase is FailoverPhase.FENCING
+    assert working.actions == ()
+    assert working.phase is FailoverPhase.FENCING
     succeeded = RemediationObservation(exists=True, succeeded=True, message="node rebooted")
     fenced = step(working, observe(remediation=succeeded), REMEDIATION, after=60)
     assert fenced.phase is FailoverPhase.FENCED
@@ -157,11 +174,16 @@ def test_a_remediation_that_vanished_before_succeeding_is_created_again() -> Non
 
 def test_a_failed_remediation_fails_the_incident() -> None:
     created = step(None, observe(), REMEDIATION)
-    failed = step(created, observe(remediation=RemediationObservation(exists=True, failed=True, message="no BMC")),
-                  REMEDIATION, after=30)
+    failed = step(
+        created,
+        observe(remediation=RemediationObservation(exists=True, failed=True, message="no BMC")),
+        REMEDIATION,
+        after=30,
+    )
     assert failed.phase is FailoverPhase.FAILED
     assert failed.events[0].reason == REASON_FENCING_FAILED
     assert "no BMC" in failed.events[0].message
+    assert not failed.settled  # the remediation stays for a human to inspect until the node recovers
 
 
 def test_strategy_none_restarts_unfenced_and_says_so() -> None:
@@ -175,14 +197,23 @@ def test_strategy_none_restarts_unfenced_and_says_so() -> None:
 def test_a_node_that_recovers_before_fencing_aborts_and_removes_the_remediation() -> None:
     created = step(None, observe(), REMEDIATION)
     back = replace(make_node("w1"))
-    aborted = step(created, observe(back, node_healthy=True, remediation=RemediationObservation(exists=True)),
-                   REMEDIATION, after=90)
+    aborted = step(
+        created,
+        observe(back, node_healthy=True, remediation=RemediationObservation(exists=True)),
+        REMEDIATION,
+        after=90,
+    )
     assert aborted.phase is FailoverPhase.ABORTED
     assert aborted.actions == (DeleteRemediation(node="w1", name="w1", template=TEMPLATE),)
     assert aborted.events[0].reason == REASON_FAILOVER_ABORTED
-    gone = step(aborted, observe(back, node_healthy=True, remediation=RemediationObservation(exists=False)),
-                REMEDIATION, after=100)
-    assert gone.settled and gone.actions == ()
+    gone = step(
+        aborted,
+        observe(back, node_healthy=True, remediation=RemediationObservation(exists=False)),
+        REMEDIATION,
+        after=100,
+    )
+    assert gone.settled
+    assert gone.actions == ()
 
 
 def test_recovery_removes_the_taint_only_after_the_nodes_pods_are_gone() -> None:
@@ -192,7 +223,8 @@ def test_recovery_removes_the_taint_only_after_the_nodes_pods_are_gone() -> None
     restarting = replace(confirming, phase=FailoverPhase.RESTARTING)
 
     still_dead = step(restarting, observe(tainted), MANUAL, after=60)
-    assert still_dead.actions == () and not still_dead.settled
+    assert still_dead.actions == ()
+    assert not still_dead.settled
 
     back = replace(make_node("w1"), taints=(OUT_OF_SERVICE,), fence_confirmed="true")
     pods_left = step(restarting, observe(back, node_healthy=True, pods_remaining_on_node=2), MANUAL, after=300)
@@ -206,14 +238,23 @@ def test_recovery_removes_the_taint_only_after_the_nodes_pods_are_gone() -> None
     assert empty.phase is FailoverPhase.RESTARTING  # the planner owns the phase from here
 
     clean = step(empty, observe(make_node("w1"), node_healthy=True), MANUAL, after=320)
-    assert clean.status.taint_removed and clean.settled and clean.actions == ()
+    assert clean.status.taint_removed
+    assert clean.settled
+    assert clean.actions == ()
 
 
 @pytest.mark.parametrize("phase", [FailoverPhase.COMPLETED, FailoverPhase.ABORTED, FailoverPhase.FAILED])
 def test_a_terminal_incident_with_nothing_applied_is_settled(phase: FailoverPhase) -> None:
-    done = step_fencing(phase=phase, status=FencingStatus(strategy="OutOfServiceTaint", message="x"),
-                        observation=observe(make_node("w1"), node_healthy=True), fencing=MANUAL, now=NOW)
-    assert done.settled and done.actions == () and done.phase is phase
+    done = step_fencing(
+        phase=phase,
+        status=FencingStatus(strategy="OutOfServiceTaint", message="x"),
+        observation=observe(make_node("w1"), node_healthy=True),
+        fencing=MANUAL,
+        now=NOW,
+    )
+    assert done.settled
+    assert done.actions == ()
+    assert done.phase is phase
 
 
 def test_stepping_twice_on_the_same_observation_repeats_no_events() -> None:

@@ -15,18 +15,29 @@ from kvha.fencing import (
     ApplyOutOfServiceTaint,
     CreateRemediation,
     DeleteRemediation,
+    FenceAction,
     FenceObservation,
     RemediationObservation,
     RemoveFenceConfirmation,
     RemoveOutOfServiceTaint,
+    restart_clearance,
     step_fencing,
 )
 from kvha.models.hapolicy import FenceConfirmation, FencingSpec, FencingStrategy
 from kvha.models.nodefailover import FailoverPhase, FencingStatus
 
 HAPPENINGS = (
-    "nothing", "annotate", "admin-taints", "delete-node", "recover", "relapse", "still-talking",
-    "remediation-succeeds", "remediation-fails", "remediation-vanishes", "pods-drain",
+    "nothing",
+    "annotate",
+    "admin-taints",
+    "delete-node",
+    "recover",
+    "relapse",
+    "still-talking",
+    "remediation-succeeds",
+    "remediation-fails",
+    "remediation-vanishes",
+    "pods-drain",
 )
 FENCED_PHASES = (FailoverPhase.FENCED, FailoverPhase.RESTARTING, FailoverPhase.COMPLETED)
 
@@ -45,11 +56,16 @@ class Node:
 
     def observe(self, now: datetime) -> FenceObservation:
         view = make_node("w1", ready="True" if self.healthy else "Unknown", ready_for=120)
-        view = replace(view, fence_confirmed="true" if self.annotated else None,
-                       taints=(OUT_OF_SERVICE,) if self.tainted else ())
+        view = replace(
+            view, fence_confirmed="true" if self.annotated else None, taints=(OUT_OF_SERVICE,) if self.tainted else ()
+        )
         return FenceObservation(
-            node_name="w1", node=view if self.exists else None, node_healthy=self.healthy and self.exists,
-            unhealthy_since=ago(60), remediation=self.remediation, pods_remaining_on_node=self.pods,
+            node_name="w1",
+            node=view if self.exists else None,
+            node_healthy=self.healthy and self.exists,
+            unhealthy_since=ago(60),
+            remediation=self.remediation,
+            pods_remaining_on_node=self.pods,
             last_heard_from=self.last_heard_from,
         )
 
@@ -87,16 +103,20 @@ def watchdog_due(node: Node, fencing: FencingSpec, now: datetime) -> bool:
 @given(
     fencing=st.sampled_from([MANUAL, WATCHDOG, REMEDIATION, UNFENCED]),
     script=st.lists(
-        st.tuples(st.integers(1, 150), st.sampled_from(HAPPENINGS), st.booleans()), min_size=1, max_size=20,
+        st.tuples(st.integers(1, 150), st.sampled_from(HAPPENINGS), st.booleans()),
+        min_size=1,
+        max_size=20,
     ),
 )
 def test_fenced_only_with_the_confirmation_the_strategy_demands(
-    fencing: FencingSpec, script: list[tuple[int, str, bool]],
+    fencing: FencingSpec,
+    script: list[tuple[int, str, bool]],
 ) -> None:
     node = Node()
     phase, status = FailoverPhase.DETECTED, None
     now = NOW
     human_confirmed = False  # an annotation, an administrator's taint, or a deleted Node object
+    taint_authorised = False  # kvha issued the taint once its confirmation held (checked below)
     for elapsed, happening, api_call_works in script:
         now += timedelta(seconds=elapsed)
         happen(node, happening, now)
@@ -108,50 +128,59 @@ def test_fenced_only_with_the_confirmation_the_strategy_demands(
             assert result.phase is phase, "a finished incident never changes phase"
         for action in result.actions:
             if isinstance(action, ApplyOutOfServiceTaint):
+                taint_authorised = True
                 assert result.phase is FailoverPhase.FENCING
                 if fencing.confirmation is FenceConfirmation.WATCHDOG:
-                    assert watchdog_due(node, fencing, now) or status is not None and status.taint_applied
+                    assert watchdog_due(node, fencing, now) or (status is not None and status.taint_applied)
                 else:
                     assert human_confirmed
             if isinstance(action, RemoveOutOfServiceTaint):
                 assert observation.pods_remaining_on_node == 0
                 assert observation.node_healthy or result.phase is FailoverPhase.ABORTED
         if result.phase is FailoverPhase.FENCED and phase not in FENCED_PHASES:
-            assert _confirmation_present(fencing, node, observation, human_confirmed, now)
+            assert _confirmation_present(fencing, node, observation, human_confirmed or taint_authorised, now)
             assert result.status.confirmed_at == now
 
         if api_call_works:  # actuation carries the actions out, or fails and they are re-issued
-            for action in result.actions:
-                match action:
-                    case ApplyOutOfServiceTaint():
-                        node.tainted = node.exists
-                    case RemoveOutOfServiceTaint():
-                        node.tainted = False
-                    case CreateRemediation():
-                        node.remediation = RemediationObservation(exists=True)
-                    case DeleteRemediation():
-                        node.remediation = RemediationObservation(exists=False)
-                    case RemoveFenceConfirmation():
-                        node.annotated = False
+            carry_out(node, result.actions)
         phase, status = result.phase, result.status
 
 
+def carry_out(node: Node, actions: tuple[FenceAction, ...]) -> None:
+    for action in actions:
+        match action:
+            case ApplyOutOfServiceTaint():
+                node.tainted = node.exists
+            case RemoveOutOfServiceTaint():
+                node.tainted = False
+            case CreateRemediation():
+                node.remediation = RemediationObservation(exists=True)
+            case DeleteRemediation():
+                node.remediation = RemediationObservation(exists=False)
+            case RemoveFenceConfirmation():
+                node.annotated = False
+
+
 def _confirmation_present(
-    fencing: FencingSpec, node: Node, observation: FenceObservation, human_confirmed: bool, now: datetime,
+    fencing: FencingSpec,
+    node: Node,
+    observation: FenceObservation,
+    confirmed_before: bool,
+    now: datetime,
 ) -> bool:
+    """Once the watchdog deadline passed the node counts as reset, so contact afterwards is the
+    rebooted node; a confirmation given earlier therefore still holds when the Node is deleted."""
     match fencing.strategy:
         case FencingStrategy.NONE:
             return fencing.allow_unfenced_restart
         case FencingStrategy.REMEDIATION:
             return observation.remediation is not None and observation.remediation.succeeded
         case _ if fencing.confirmation is FenceConfirmation.MANUAL:
-            return human_confirmed and (node.tainted or not node.exists)
+            return confirmed_before and (node.tainted or not node.exists)
         case _:
-            return node.tainted or (not node.exists and watchdog_due(node, fencing, now))
+            return node.tainted or (not node.exists and (confirmed_before or watchdog_due(node, fencing, now)))
 
 
 def test_no_fencing_status_means_no_restart_clearance() -> None:
-    from kvha.fencing import restart_clearance
-
     assert restart_clearance(None) == (False, False)
     assert restart_clearance(FencingStatus(strategy="OutOfServiceTaint", confirmed_by="x")) == (False, False)
