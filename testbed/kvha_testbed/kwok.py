@@ -114,8 +114,10 @@ class Kwok:
     def _config(self) -> str:
         docs: list[Obj] = [{
             "apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokConfiguration",
+            # podsOnNodeSyncParallelism must be explicit: with a config file the default (1) is not
+            # applied, no worker re-lists a revived node's pods, and they stay NotReady forever.
             "options": {"podPlayStageParallelism": 8, "nodePlayStageParallelism": 4,
-                        "nodeLeaseParallelism": 8},
+                        "nodeLeaseParallelism": 8, "podsOnNodeSyncParallelism": 2},
         }]
         for path in sorted(self.stages_dir.glob("*.yaml")):
             docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)

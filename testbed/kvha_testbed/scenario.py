@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kvha_testbed.kube import VMS, KubeClient
 from kvha_testbed.objects import vm_manifest
 from kvha_testbed.operator_process import OperatorProcess, ensure_namespace
+from kvha_testbed.sim.context import SimulatorConfig
 from kvha_testbed.testbed import Testbed
 from kvha_testbed.waiting import wait_for
 
@@ -44,6 +45,16 @@ class Scenario:
     make_nodes: Callable[..., list[str]]
     policy_name: str = ""
     operators: list[OperatorProcess] = field(default_factory=list)
+    # KubeVirt's own timeout before it fails the VMIs of a silent node (real default: 5 min). The
+    # testbed's default is short so the simulator's tests run fast; a failover scenario needs the
+    # real ratio, where kvha acts long before KubeVirt would, or the two race for the capacity.
+    kubevirt_heartbeat_timeout: float = 300.0
+    _previous_sim_config: SimulatorConfig | None = None
+
+    def __post_init__(self) -> None:
+        ctx = self.bed.sim.ctx
+        self._previous_sim_config = ctx.config
+        ctx.config = replace(ctx.config, heartbeat_timeout=self.kubevirt_heartbeat_timeout)
 
     @property
     def kube(self) -> KubeClient:
@@ -115,6 +126,8 @@ class Scenario:
                 "operator": [op.log_tail(25) for op in self.operators]}
 
     def cleanup(self) -> None:
+        if self._previous_sim_config is not None:
+            self.bed.sim.ctx.config = self._previous_sim_config
         for op in self.operators:
             op.stop()
         for failover in self.failovers():

@@ -8,6 +8,7 @@ with kubectl afterwards: where the VMs run, what the NodeFailover says, what the
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from datetime import datetime
 from typing import Any
@@ -71,7 +72,7 @@ def test_power_off_restores_vms_by_priority_and_reports_what_does_not_fit(scenar
     entries = _entries(failover)
     restored = [n for n in victims if n not in ("huge-1", "off-1")]
     for name in restored:
-        assert entries[name]["state"] == "Running", entries[name]
+        assert entries[name]["state"] == "Running", json.dumps(failover["status"], indent=1)
         vmi = scene.bed.vmi(scene.namespace, name)
         assert vmi is not None
         assert vmi["metadata"]["uid"] != old_uids[name]

@@ -98,6 +98,20 @@ def test_partition_keeps_the_guest_running(plane: Testbed, namespace: str, nodes
     assert [i.vmi_uid for i in plane.ledger.live_instances(vm_key(namespace, "cut-off"))] == [uid]
 
 
+def test_revived_powered_off_node_comes_back_empty(plane: Testbed, namespace: str, nodes) -> None:
+    nodes(1, cpu=4, memory="8Gi")
+    vmi = _start_vm(plane, namespace, "rebooted")
+    node, uid = vmi["status"]["nodeName"], vmi["metadata"]["uid"]
+    assert [i.vmi_uid for i in plane.faults.power_off(node)] == [uid]
+    assert plane.faults.revive(node) == []
+
+    # The rebooted kubelet reports the launcher Failed, the VMI fails, Always starts a new one.
+    new = plane.wait_vmi_phase(namespace, "rebooted", "Running", uid_not=uid, timeout=60)
+    assert new["status"]["nodeName"] == node
+    assert [i.vmi_uid for i in plane.ledger.live_instances(vm_key(namespace, "rebooted"))] == [new["metadata"]["uid"]]
+    plane.ledger.assert_no_split_brain(vm_key(namespace, "rebooted"))
+
+
 def test_always_vm_restarts_elsewhere_after_kvha_style_restart(plane: Testbed, namespace: str, nodes) -> None:
     nodes(3, cpu=4, memory="8Gi")
     vmi = _start_vm(plane, namespace, "ha")
