@@ -28,6 +28,7 @@ from kvha.constants import (
 __all__ = ["Kube", "load_config", "plural_of"]
 
 log = logging.getLogger(__name__)
+JSON_PATCH = "application/json-patch+json"
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -122,12 +123,12 @@ class Kube:
         ]
         args = (KUBEVIRT_GROUP, KUBEVIRT_VERSION, namespace, "virtualmachineinstances", name, patch)
         try:
-            # A list body makes the client send a JSON patch, which is what carries the uid test.
-            result = self._as_dict(self.custom.patch_namespaced_custom_object(*args))
+            # A JSON patch, not a merge patch: only it carries the uid test.
+            result = self._as_dict(self.custom.patch_namespaced_custom_object(*args, _content_type=JSON_PATCH))
             if (result.get("status") or {}).get("phase") != "Failed":
                 # KubeVirt's VMI CRD has no status subresource; should a future one add it, the
                 # write above is silently dropped and must go to /status instead.
-                self.custom.patch_namespaced_custom_object_status(*args)
+                self.custom.patch_namespaced_custom_object_status(*args, _content_type=JSON_PATCH)
         except ApiException as exc:
             if exc.status in (404, 409, 422):
                 return False  # gone already, or a newer VMI replaced it (uid test failed)

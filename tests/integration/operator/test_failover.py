@@ -95,7 +95,8 @@ def test_power_off_restores_vms_by_priority_and_reports_what_does_not_fit(scenar
                for e in _events_for(scene, "NodeFailover", failover["metadata"]["name"]))
     assert op.metric("kvha_vms_restored_total", policy=scene.policy_name, priority="Highest") == 2.0
     assert op.metric("kvha_vm_recovery_seconds_count", policy=scene.policy_name) == float(len(restored))
-    assert op.metric("kvha_vms_waiting_for_capacity", policy=scene.policy_name) == 1.0
+    wait_for(lambda: op.metric("kvha_vms_waiting_for_capacity", policy=scene.policy_name) == 1.0,
+             what="the waiting-for-capacity gauge to show the VM that does not fit", timeout=20)
     scene.bed.ledger.assert_no_split_brain()
 
 
@@ -137,7 +138,7 @@ def test_remediation_strategy_fences_through_the_fence_agent(scenario: Scenario)
     [host_a] = scene.nodes(1, memory="16Gi")
     scene.vm("svc-1", memory="2Gi")
     scene.bed.wait_vm_status(scene.namespace, "svc-1", "Running")
-    scene.nodes(1, memory="16Gi")
+    scene.nodes(2, memory="16Gi")  # three hosts: one may fail without tripping the storm guard
     old_uid = scene.vmi_uid("svc-1")
     template_ns = scene.namespace
     scene.kube.create(
@@ -167,7 +168,7 @@ def test_node_that_recovers_before_fencing_aborts_the_incident(scenario: Scenari
     [host_a] = scene.nodes(1, memory="16Gi")
     scene.vm("flaky-1", memory="1Gi")
     scene.bed.wait_vm_status(scene.namespace, "flaky-1", "Running")
-    scene.nodes(1, memory="16Gi")
+    scene.nodes(2, memory="16Gi")
     old_uid = scene.vmi_uid("flaky-1")
     scene.policy(fencing={"strategy": "OutOfServiceTaint", "confirmation": "Manual"})
     scene.operator().start()
@@ -252,7 +253,7 @@ def test_baseline_side_by_side_unprotected_vm_stays_stuck_protected_vm_comes_bac
     scene.vm("without-kvha", memory="1Gi", labels={"ha": "off"})
     for name in ("with-kvha", "without-kvha"):
         scene.bed.wait_vm_status(scene.namespace, name, "Running")
-    scene.nodes(1, memory="16Gi")
+    scene.nodes(2, memory="16Gi")
     stuck_uid = scene.vmi_uid("without-kvha")
     scene.policy(vmSelector={"matchLabels": {"ha": "on"}},
                  fencing={"strategy": "OutOfServiceTaint", "confirmation": "Manual"})
