@@ -31,6 +31,7 @@ import pytest
 from kvha_testbed.build import ensure_built
 from kvha_testbed.faults import Faults
 from kvha_testbed.kube import NAMESPACES, NODES, PODS, KubeClient
+from kvha_testbed.scenario import Scenario
 from kvha_testbed.sim.context import Power
 from kvha_testbed.sim.fence_agent import FenceAgent
 from kvha_testbed.sim.ledger import GuestLedger
@@ -141,3 +142,12 @@ def nodes(plane: Testbed, request: pytest.FixtureRequest) -> Iterator[NodeFactor
         plane.client.delete(NODES.path(name=name))
         plane.sim.power.set(name, Power.UP)
     plane.check_health()
+
+
+@pytest.fixture
+def scenario(plane: Testbed, namespace: str, nodes: NodeFactory) -> Iterator[Scenario]:
+    """A failover scenario: this test's nodes and namespace, its own HAPolicy, and operators."""
+    label = namespace[:50]
+    scene = Scenario(bed=plane, namespace=namespace, label=label, make_nodes=nodes, policy_name=f"p-{label}"[:60])
+    yield scene
+    scene.cleanup()

@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from kvha_testbed.kube import VMS, KubeClient
 from kvha_testbed.objects import vm_manifest
-from kvha_testbed.operator_process import OperatorProcess, ensure_namespace
+from kvha_testbed.operator_process import NAMESPACE, OperatorProcess, ensure_namespace
 from kvha_testbed.sim.context import SimulatorConfig
 from kvha_testbed.testbed import Testbed
 from kvha_testbed.waiting import wait_for
@@ -85,9 +86,11 @@ class Scenario:
         self.kube.create(VMS.path(self.namespace),
                          vm_manifest(name, namespace=self.namespace, annotations=annotations, **kwargs))
 
-    def operator(self, identity: str = "kvha-0", **kwargs: Any) -> OperatorProcess:
-        ensure_namespace(self.kube)
-        op = OperatorProcess(self.bed.kubeconfig, identity=identity, **kwargs)
+    def operator(self, identity: str = "kvha-0", *, kubeconfig: Path | None = None, **kwargs: Any) -> OperatorProcess:
+        """The operator as admin, or as whoever `kubeconfig` names (for example the chart's
+        ServiceAccount, to prove its RBAC is enough)."""
+        ensure_namespace(self.kube, kwargs.get("namespace", NAMESPACE))
+        op = OperatorProcess(kubeconfig or self.bed.kubeconfig, identity=identity, **kwargs)
         self.operators.append(op)
         return op
 

@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 
 from kvha.k8s.leader import LeaderElector, LeaseConfig
 from kvha.k8s.permissions import NEVER_GRANTED, PERMISSIONS, Scope, Triple, triples
+from kvha_testbed.scenario import Scenario
 from kvha_testbed.testbed import Testbed
 
 pytestmark = pytest.mark.integration
@@ -120,3 +121,26 @@ def test_leader_election_works_with_the_chart_rbac(account: Account) -> None:
     with pytest.raises(ApiException) as refused:
         squatter.try_acquire_or_renew()  # reading (and so renewing) another Lease is refused
     assert refused.value.status == 403
+
+
+def test_failover_runs_with_only_the_chart_rbac(account: Account, scenario: Scenario) -> None:
+    """The operator as the chart's ServiceAccount, not as admin: a whole power-off failover
+    (detect, fence with the out-of-service taint, restart, report) must succeed with that RBAC."""
+    [host_a] = scenario.nodes(1, memory="16Gi")
+    scenario.vm("guarded", memory="1Gi")
+    scenario.bed.wait_vm_status(scenario.namespace, "guarded", "Running")
+    scenario.nodes(2, memory="16Gi")
+    old_uid = scenario.vmi_uid("guarded")
+    scenario.policy(fencing={"strategy": "OutOfServiceTaint", "confirmation": "Manual"})
+    operator = scenario.operator("kvha-rbac-0", kubeconfig=account.kubeconfig, namespace=account.release.namespace,
+                                 env={"KVHA_LEASE_NAME": account.lease}).start()
+
+    scenario.bed.faults.power_off(host_a)
+    scenario.failover(phase="Fencing")
+    scenario.confirm_fenced(host_a)
+    failover = scenario.failover(phase="Completed", timeout=90)
+    assert failover["status"]["restored"] == 1
+    assert scenario.vmi_uid("guarded") != old_uid
+    assert scenario.policy_status()["protectedVms"] == 1
+    assert "Forbidden" not in operator.log_tail(400), operator.log_tail(40)
+    assert " 403" not in operator.log_tail(400), operator.log_tail(40)
