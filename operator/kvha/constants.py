@@ -31,6 +31,11 @@ KUBEVIRT_SCHEDULABLE_LABEL: Final = "kubevirt.io/schedulable"
 KUBEVIRT_CREATED_BY_LABEL: Final = "kubevirt.io/created-by"
 OUT_OF_SERVICE_TAINT_KEY: Final = "node.kubernetes.io/out-of-service"
 OUT_OF_SERVICE_TAINT_VALUE: Final = "nodeshutdown"
+OUT_OF_SERVICE_TAINT_EFFECT: Final = "NoSchedule"
+"""Kubernetes accepts NoExecute or NoSchedule for this taint, and its pod GC and volume detach act on
+the key alone. NoExecute would also make the taint manager evict every pod on the node at once, so
+KubeVirt would restart every VM at the same moment and the scheduler, not the priorities, would
+decide who gets the capacity; with NoSchedule kvha removes the stuck instances itself, in order."""
 
 # --- condition types -------------------------------------------------------------------------
 COND_READY: Final = "Ready"

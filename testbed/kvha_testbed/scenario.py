@@ -50,12 +50,16 @@ class Scenario:
     # testbed's default is short so the simulator's tests run fast; a failover scenario needs the
     # real ratio, where kvha acts long before KubeVirt would, or the two race for the capacity.
     kubevirt_heartbeat_timeout: float = 300.0
+    # Likewise Kubernetes' own eviction of a silent node's pods (real default: 300 s): evicted
+    # pods are removed as soon as the node is fenced, and KubeVirt restarts all of them at once.
+    eviction_toleration_seconds: int = 300
     _previous_sim_config: SimulatorConfig | None = None
 
     def __post_init__(self) -> None:
         ctx = self.bed.sim.ctx
         self._previous_sim_config = ctx.config
-        ctx.config = replace(ctx.config, heartbeat_timeout=self.kubevirt_heartbeat_timeout)
+        ctx.config = replace(ctx.config, heartbeat_timeout=self.kubevirt_heartbeat_timeout,
+                             eviction_toleration_seconds=self.eviction_toleration_seconds)
 
     @property
     def kube(self) -> KubeClient:

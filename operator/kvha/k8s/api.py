@@ -20,6 +20,7 @@ from kvha.constants import (
     GROUP,
     KUBEVIRT_GROUP,
     KUBEVIRT_VERSION,
+    OUT_OF_SERVICE_TAINT_EFFECT,
     OUT_OF_SERVICE_TAINT_KEY,
     OUT_OF_SERVICE_TAINT_VALUE,
     VERSION,
@@ -84,7 +85,8 @@ class Kube:
                 return False
             if present:
                 taints.append(
-                    {"key": OUT_OF_SERVICE_TAINT_KEY, "value": OUT_OF_SERVICE_TAINT_VALUE, "effect": "NoExecute"}
+                    {"key": OUT_OF_SERVICE_TAINT_KEY, "value": OUT_OF_SERVICE_TAINT_VALUE,
+                     "effect": OUT_OF_SERVICE_TAINT_EFFECT}
                 )
             else:
                 taints = [t for t in taints if t.get("key") != OUT_OF_SERVICE_TAINT_KEY]

@@ -26,6 +26,10 @@ class SimulatorConfig:
     workers: int = 16
     # KubeVirt's developerConfiguration.cpuAllocationRatio: vCPUs / ratio is the pod's CPU request.
     cpu_allocation_ratio: int = 10
+    # When set, launcher pods tolerate the not-ready/unreachable NoExecute taints this long, as the
+    # apiserver's DefaultTolerationSeconds admission does with its real default of 300 s; None
+    # leaves it to the testbed apiserver's short setting (taint eviction within seconds).
+    eviction_toleration_seconds: int | None = None
     # Simulated fence agent: time from remediation CR to "node powered off".
     fence_delay: float = 1.0
 

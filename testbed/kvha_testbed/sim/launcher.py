@@ -102,7 +102,8 @@ def launcher_pod_name(vmi_name: str, vmi_uid: str) -> str:
     return f"virt-launcher-{vmi_name}-{suffix}"
 
 
-def launcher_pod(vmi: Obj, *, cpu_allocation_ratio: int = DEFAULT_CPU_ALLOCATION_RATIO) -> Obj:
+def launcher_pod(vmi: Obj, *, cpu_allocation_ratio: int = DEFAULT_CPU_ALLOCATION_RATIO,
+                 eviction_toleration_seconds: int | None = None) -> Obj:
     """The virt-launcher pod for a VMI: labels, owner, placement constraints and requests."""
     meta, spec = vmi["metadata"], vmi.get("spec") or {}
     name, uid = meta["name"], meta["uid"]
@@ -121,6 +122,10 @@ def launcher_pod(vmi: Obj, *, cpu_allocation_ratio: int = DEFAULT_CPU_ALLOCATION
                   "topologySpreadConstraints"):
         if spec.get(field):
             pod_spec[field] = spec[field]
+    if eviction_toleration_seconds is not None:
+        pod_spec["tolerations"] = [*pod_spec.get("tolerations", []), *(
+            {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": eviction_toleration_seconds}
+            for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"))]
     return {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {

@@ -35,7 +35,8 @@ def sync_vmi(ctx: SimContext, namespace: str, name: str) -> None:
     if plan.create_pod:
         try:
             ctx.caches.pods.observe(ctx.client.create(PODS.path(namespace), launcher_pod(
-                vmi, cpu_allocation_ratio=ctx.config.cpu_allocation_ratio)))
+                vmi, cpu_allocation_ratio=ctx.config.cpu_allocation_ratio,
+                eviction_toleration_seconds=ctx.config.eviction_toleration_seconds)))
         except KubeError as error:
             if not error.conflict:
                 raise

@@ -49,7 +49,7 @@ def test_out_of_service_taint_keeps_the_other_taints(plane: Testbed, nodes: Call
         return sorted((t["key"], t["effect"]) for t in spec.get("taints", []))
 
     assert asyncio.run(kube.set_out_of_service_taint(node, present=True)) is True
-    assert ("node.kubernetes.io/out-of-service", "NoExecute") in taints()
+    assert ("node.kubernetes.io/out-of-service", "NoSchedule") in taints()
     assert ("example.com/dedicated", "NoSchedule") in taints()
     assert asyncio.run(kube.set_out_of_service_taint(node, present=True)) is False  # idempotent
     assert asyncio.run(kube.set_out_of_service_taint(node, present=False)) is True
