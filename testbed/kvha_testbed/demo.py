@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 import time
 from collections.abc import Iterator
@@ -46,9 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--vms", type=int, default=21, help="number of VMs (default 21)")
     parser.add_argument("--fault", choices=["power-off", "partition"], default="power-off",
                         help="power-off: the host and its guests die; partition: the host is cut off, guests live")
-    parser.add_argument("--fencing", choices=["remediation", "manual"], default="remediation",
-                        help="remediation: a (simulated) fence agent powers the host off; manual: the demo "
-                             "plays the admin who confirms the host is off")
+    parser.add_argument("--fencing", choices=["manual", "remediation"], default="manual",
+                        help="manual: the demo plays the admin who checks the BMC and confirms the host is off, "
+                             "then kvha applies the out-of-service taint; remediation: a (simulated) medik8s "
+                             "fence agent powers the host off")
     parser.add_argument("--output", type=Path, default=Path("demo-output"), help="where the timeline PNG goes")
     return parser
 
@@ -210,8 +212,10 @@ def run(args: argparse.Namespace) -> int:
             step(f"NodeFailover {failover['metadata']['name']}: {failover['status'].get('message')}")
             timeline = from_failover(failover, failed_at=failed_wall)
             print(render_table(timeline))
+            args.output.mkdir(parents=True, exist_ok=True)
+            (args.output / "nodefailover.json").write_text(json.dumps(failover, indent=1))
             picture = render_png(timeline, args.output / "timeline.png")
-            print(f"\n    timeline picture: {picture}")
+            print(f"\n    timeline picture: {picture}; the NodeFailover as JSON: {args.output / 'nodefailover.json'}")
             split = bed.ledger.split_brain_events()
             print(f"    split-brain check: {split if split else 'NONE - no VM ever ran twice'}")
             return 0 if not split and failover["status"]["phase"] == "Completed" else 1

@@ -100,13 +100,14 @@ def render_png(timeline: IncidentTimeline, path: Path) -> Path:
             ax.barh(row, end - running, left=running, color="#5cb85c", height=0.6)
             ax.text(end - 0.3, row, vm.new_node or "", va="center", ha="right", fontsize=7, color="white")
         else:
-            ax.text(restarted + 0.3, row, vm.state, va="center", fontsize=7)
-    for label, at, style in (("detected", timeline.detected, ":"), ("fenced", timeline.fenced, "--")):
+            ax.text(end - 0.3, row, vm.state, va="center", ha="right", fontsize=7, color="white")
+    marks = (("detected", timeline.detected, ":", -0.75), ("fenced", timeline.fenced, "--", len(vms) - 0.3))
+    for label, at, style, row in marks:
         if at is not None:
             ax.axvline(at, color="black", linestyle=style, linewidth=1)
-            ax.text(at, len(vms) - 0.3, f" {label} {at:.0f}s", fontsize=8, va="bottom")
+            ax.text(at, row, f" {label} {at:.0f}s", fontsize=8, va="bottom")
     ax.set_yticks(range(len(vms)), [f"{v.name} ({v.priority})" for v in vms], fontsize=8)
-    ax.invert_yaxis()
+    ax.set_ylim(len(vms) - 0.4, -1.0)  # top to bottom, with room above the first bar for a label
     ax.set_xlim(0, end)
     ax.set_xlabel(f"seconds since host {timeline.node} failed")
     ax.set_title("kvha failover: down (red), restarting (amber), running again (green)")
