@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: venv testbed test unit lint demo bench crds clean help
+.PHONY: venv testbed testbed-up test unit lint demo bench crds bundle clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -15,7 +15,9 @@ help:
 	@echo "make test     lint, type-check, unit, property and integration tests"
 	@echo "make testbed  build (or reuse) the control-plane binaries"
 	@echo "make bench    print the benchmark figures"
-	@echo "make crds     regenerate crds/ from the models"
+	@echo "make crds     regenerate crds/ from the models (then make bundle)"
+	@echo "make bundle   re-render deploy/kvha.yaml and the chart's CRD copy"
+	@echo "make testbed-up TESTBED_ARGS='--nodes 3'   a testbed to explore with kubectl"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +32,12 @@ testbed: venv
 
 crds: venv
 	$(PY) -m kvha.crdgen
+
+bundle: crds testbed
+	hack/render-bundle.sh
+
+testbed-up: testbed
+	$(PY) -m kvha_testbed.cli up $(TESTBED_ARGS)
 
 lint: venv
 	$(PY) -m kvha.crdgen --check

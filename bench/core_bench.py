@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
 
-from kvha.admission import failover_capacity
+from kvha.admission import ProtectedVM, capacity_for_protected, failover_capacity
 from kvha.models.hapolicy import RestartSpec, TierOrdering
 from kvha.models.views import (
     NodeCondition,
@@ -196,8 +196,11 @@ def protected_candidates(cluster: Cluster) -> dict[str, list[Candidate]]:
 
 
 def admission(cluster: Cluster) -> int:
+    """As the operator computes it (kvha.reconcile.policy): full candidates for the worst hosts only."""
     capacities = node_capacities(nodes=cluster.nodes, pods=cluster.pods, exclude={FAILED})
-    return failover_capacity(protected_by_node=protected_candidates(cluster), nodes=capacities, limit=3)
+    protected = [ProtectedVM(vm=vm, node=node, pod=pod, priority=3)
+                 for node, pairs in cluster.protected_by_node.items() if node != FAILED for vm, pod in pairs]
+    return capacity_for_protected(protected=protected, nodes=capacities, limit=3)
 
 
 def failed_candidates(cluster: Cluster) -> list[Candidate]:

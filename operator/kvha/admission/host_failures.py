@@ -19,6 +19,19 @@ from collections.abc import Mapping, Sequence
 from kvha.placement import Candidate, NodeCapacity, place
 
 
+def hosts_worst_first(*, demand: Mapping[str, tuple[int, int]], nodes: Sequence[NodeCapacity]) -> list[str]:
+    """Hosts by how much their failure would hurt: most protected memory, then CPU, then the
+    most free memory (whose loss removes the most room), then name for determinism.
+    `demand` is (memory bytes, CPU millicores) of the protected VMs per host."""
+    free_memory = {n.name: n.free_memory_bytes for n in nodes}
+
+    def severity(host: str) -> tuple[int, int, int, str]:
+        memory, cpu = demand.get(host, (0, 0))
+        return -memory, -cpu, -free_memory.get(host, 0), host
+
+    return sorted(set(free_memory) | set(demand), key=severity)
+
+
 def failover_capacity(
     *,
     protected_by_node: Mapping[str, Sequence[Candidate]],
@@ -32,20 +45,11 @@ def failover_capacity(
     requests and constraints, `kvha.placement.launcher_requests`); `nodes` are the healthy,
     schedulable nodes with their current free capacity, including the ones that may fail.
     """
-    free_memory = {n.name: n.free_memory_bytes for n in nodes}
-    demand: dict[str, tuple[int, int]] = {}
-    for host, vms in protected_by_node.items():
-        memory = cpu = 0
-        for vm in vms:
-            memory += vm.memory_bytes
-            cpu += vm.cpu_millis
-        demand[host] = (memory, cpu)
-
-    def severity(host: str) -> tuple[int, int, int, str]:
-        memory, cpu = demand.get(host, (0, 0))
-        return -memory, -cpu, -free_memory.get(host, 0), host
-
-    worst_first = sorted(set(free_memory) | set(demand), key=severity)
+    demand = {
+        host: (sum(vm.memory_bytes for vm in vms), sum(vm.cpu_millis for vm in vms))
+        for host, vms in protected_by_node.items()
+    }
+    worst_first = hosts_worst_first(demand=demand, nodes=nodes)
     for failures in range(1, limit + 1):
         if failures > len(worst_first):
             return failures - 1

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from kvha.admission import failover_capacity
+from kvha.admission import ProtectedVM, capacity_for_protected
 from kvha.constants import (
     COND_FAILOVER_CAPACITY,
     COND_READY,
@@ -27,7 +27,7 @@ from kvha.models.base import Priority
 from kvha.models.conditions import condition_status, set_condition
 from kvha.models.hapolicy import FailoverRef, HAPolicySpec, HAPolicyStatus, UnprotectableCount
 from kvha.models.views import LeaseView, NodeView, PodView, VMIView, VMView
-from kvha.placement import Candidate, launcher_placement, launcher_requests, node_capacities
+from kvha.placement import node_capacities
 from kvha.protection import Protection, classify, selects
 
 RECHECK_SECONDS = 10.0
@@ -174,22 +174,18 @@ def _capacity(snap: PolicySnapshot, policy: HAPolicySpec, protected: Sequence[VM
     nodes = node_capacities(nodes=healthy_nodes, pods=snap.pods, exclude=set())
     if not nodes:
         return 0
-    by_node: dict[str, list[Candidate]] = {}
+    running = []
     for vm in protected:
         vmi = snap.vmis.get(vm.key)
         if vmi is None or vmi.node_name is None or vmi.phase != "Running":
             continue  # not running anywhere: nothing to absorb
         pods = snap.launcher_pods.get(vmi.uid, ())
         pod = next((p for p in pods if not p.terminal), None)
-        cpu, memory = launcher_requests(vm, pod)
-        by_node.setdefault(vmi.node_name, []).append(Candidate(
-            key=vm.key, cpu_millis=cpu, memory_bytes=memory, placement=launcher_placement(vm, pod),
-            priority=int(protections[vm.key].priority),
-        ))
+        running.append(ProtectedVM(vm=vm, node=vmi.node_name, pod=pod, priority=int(protections[vm.key].priority)))
     target = policy.admission_control.host_failures_to_tolerate
     # Look a little past the target so the column shows headroom, not just "target reached".
     limit = min(max(target + 2, 3), max(len(nodes) - 1, 0))
-    return failover_capacity(protected_by_node=by_node, nodes=nodes, limit=limit)
+    return capacity_for_protected(protected=running, nodes=nodes, limit=limit)
 
 
 def _status(snap: PolicySnapshot, policy: HAPolicySpec, *, storm: StormState, watched: int, unhealthy: int,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.strategies import GI, candidates, node_capacities
-from kvha.admission import failover_capacity
+from core.strategies import GI, candidates, make_launcher, make_vm, node_capacities
+from kvha.admission import ProtectedVM, capacity_for_protected, failover_capacity
 from kvha.models.views import Placement
-from kvha.placement import Candidate, NodeCapacity, place
+from kvha.placement import Candidate, NodeCapacity, launcher_placement, launcher_requests, place
 
 
 def host(name: str, free_gib: int, **labels: str) -> NodeCapacity:
@@ -87,3 +87,28 @@ def test_the_reported_tolerance_is_backed_by_an_actual_placement(
     assert all(survives(k) for k in range(1, tolerated + 1))
     if tolerated < limit:
         assert not survives(tolerated + 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(1, 8)), min_size=1, max_size=25),
+       st.lists(st.integers(4, 40), min_size=2, max_size=6), st.integers(1, 4))
+def test_building_candidates_for_the_worst_hosts_only_gives_the_same_answer(
+    vms_spec: list[tuple[int, int]], free_gib: list[int], limit: int,
+) -> None:
+    """The operator's cheap path (kvha.admission.capacity_for_protected) must agree with the
+    exact one that builds a candidate for every protected VM."""
+
+    nodes = [host(f"h{i}", gib) for i, gib in enumerate(free_gib)]
+    protected = []
+    for index, (host_index, gib) in enumerate(vms_spec):
+        node = f"h{host_index % len(nodes)}"
+        vm = make_vm(f"vm{index}", memory=gib * GI)
+        protected.append(ProtectedVM(vm=vm, node=node, pod=make_launcher(vm, vmi_uid=f"uid-{index:05d}", node=node),
+                                     priority=3))
+    exact: dict[str, list[Candidate]] = {}
+    for item in protected:
+        cpu, memory = launcher_requests(item.vm, item.pod)
+        exact.setdefault(item.node, []).append(Candidate(item.vm.key, cpu, memory,
+                                                         launcher_placement(item.vm, item.pod), 3))
+    assert capacity_for_protected(protected=protected, nodes=nodes, limit=limit) == \
+        failover_capacity(protected_by_node=exact, nodes=nodes, limit=limit)
