@@ -92,20 +92,6 @@ def _testbed() -> Iterator[Testbed]:
         yield bed
 
 
-def _scenario(bed: Testbed, args: argparse.Namespace) -> Scenario:
-    namespace = "demo"
-    bed.client.create_or_get("/api/v1/namespaces", {"metadata": {"name": namespace}})
-    counter = itertools.count(1)
-
-    def make_nodes(count: int, *, labels: dict[str, str], **kwargs: Any) -> list[str]:
-        names = [f"host-{next(counter)}" for _ in range(count)]
-        for name in names:
-            bed.add_node(name, labels=labels, **kwargs)
-        return names
-
-    return Scenario(bed=bed, namespace=namespace, label="demo", make_nodes=make_nodes, policy_name="demo")
-
-
 def _fencing_spec(args: argparse.Namespace, scene: Scenario) -> dict[str, Any]:
     if args.fencing == "manual":
         return {"strategy": "OutOfServiceTaint", "confirmation": "Manual"}
@@ -177,7 +163,7 @@ def _watch(scene: Scenario, *, failed: str, failed_at: float, manual: bool) -> d
 
 def run(args: argparse.Namespace) -> int:
     with _testbed() as bed:
-        scene = _scenario(bed, args)
+        scene = Scenario.standalone(bed, "demo", host_prefix="host")
         try:
             step(f"Creating {args.hosts} hosts of {args.cpu} CPUs and {args.memory}")
             scene.nodes(args.hosts, cpu=args.cpu, memory=args.memory)

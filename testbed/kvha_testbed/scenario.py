@@ -8,6 +8,7 @@ sharing one control plane never see each other's nodes, VMs or incidents.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -54,6 +55,22 @@ class Scenario:
     # pods are removed as soon as the node is fenced, and KubeVirt restarts all of them at once.
     eviction_toleration_seconds: int = 300
     _previous_sim_config: SimulatorConfig | None = None
+
+    @classmethod
+    def standalone(cls, bed: Testbed, name: str, *, host_prefix: str | None = None) -> Scenario:
+        """A scenario outside pytest (demo, benchmarks): its own namespace `name`, policy `name`,
+        and hosts named `<host_prefix>-N` (default `<name>-host-N`)."""
+        bed.client.create_or_get("/api/v1/namespaces", {"metadata": {"name": name}})
+        counter = itertools.count(1)
+        prefix = host_prefix or f"{name}-host"
+
+        def make_nodes(count: int, *, labels: dict[str, str], **kwargs: Any) -> list[str]:
+            names = [f"{prefix}-{next(counter)}" for _ in range(count)]
+            for node in names:
+                bed.add_node(node, labels=labels, **kwargs)
+            return names
+
+        return cls(bed=bed, namespace=name, label=name, make_nodes=make_nodes, policy_name=name)
 
     def __post_init__(self) -> None:
         ctx = self.bed.sim.ctx
