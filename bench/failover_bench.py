@@ -11,19 +11,20 @@ KubeVirt and fence agent):
    step is in the path; all VMs are one priority, `restart: {maxParallel: <vms>, tierOrdering:
    None}`, so nothing but kvha itself paces the restarts. Each run gets fresh nodes, namespace,
    policy and operator; all runs share one testbed. Timed by polling every 0.1 s (NodeFailovers
-   from the API, VMIs from the simulator's watch cache; kvha's own status timestamps have
-   1 s resolution):
-   detection (power-off -> NodeFailover exists), fencing (-> status.fencedAt), kvha (-> the last
-   old VMI is replaced by a new one; also shown: -> the last old VMI marked Failed, kvha's own
-   API calls only), KubeVirt + scheduler (-> the last new VMI Running).
+   from the API, VMIs from the simulator's watch cache): detection (power-off -> NodeFailover
+   exists), fencing (-> status.fencedAt), kvha (-> the last old VMI replaced by a new one; also
+   shown: -> the last old VMI marked Failed), KubeVirt + scheduler (-> the last new VMI Running).
+   kvha's own timestamps do not serve: creationTimestamp and spec.detectedAt have 1 s resolution,
+   and an entry's restartedAt is when its restart was planned, not done.
 2. Baseline, same testbed, same staging, no operator: after `--baseline-wait` seconds, how many of
    the VMs run again (the simulator's ledger of real guests, and the API's view).
 3. Scale (`--skip-scale` to leave out): a second testbed with `--scale-nodes` kwok nodes and
-   `--scale-vms` VMs, slower liveness as in bench/testbed_bench.py. The operator's resident memory
-   (VmRSS of it and its children), its CPU time, and the HTTP requests it logs at --verbose
-   (`... "VERB /path HTTP/1.1" status`) while idle and during incidents of different sizes.
-   kopf's own traffic (watch streams, Events) goes through aiohttp, which logs no request lines:
-   those are not in the counts.
+   `--scale-vms` VMs, slower liveness as in bench/testbed_bench.py; the operator starts once they
+   all run. Its resident memory (VmRSS of it and its children), its CPU time, and the HTTP requests
+   it logs at --verbose (`... "VERB /path HTTP/1.1" status`) while idle and during incidents of
+   `--incident-sizes` VMs (one reserved host each). kopf's own traffic (watch streams, Events,
+   finalizers) goes through aiohttp, which logs no request lines: it is not in the counts. The
+   policy's unhealthy-node count is sampled next to the real Lease ages, to show cache lag.
 """
 
 from __future__ import annotations
@@ -39,13 +40,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from kvha.settings import OperatorSettings
 from kvha_testbed.build import ensure_built
 from kvha_testbed.demo import _fencing_spec, step
-from kvha_testbed.kube import NAMESPACES, NODES, PODS, VMS
+from kvha_testbed.kube import LEASES, NAMESPACES, NODES, PODS, VMS
 from kvha_testbed.kwok import node_manifest, node_ready
 from kvha_testbed.objects import vm_manifest
 from kvha_testbed.operator_process import OperatorProcess
@@ -451,34 +453,45 @@ def stage_fleet(scene: Scenario, *, nodes: int, vms: int, already: int) -> list[
 
 
 class PolicyWatch:
-    """The HAPolicy's own view, sampled every second: how many watched nodes it calls unhealthy
-    and whether its storm guard holds everything (both say how current the operator's caches are)."""
+    """The HAPolicy's own view, sampled every second: how many watched nodes it calls unhealthy and
+    whether its storm guard holds everything; next to it, the real age of the oldest Lease of a
+    node that is up. A policy that calls live nodes unhealthy is reading a lagging cache."""
 
     def __init__(self, scene: Scenario) -> None:
         self.scene = scene
-        self.samples: list[tuple[int, bool]] = []
+        self.samples: list[tuple[int, bool, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
+
+    def _oldest_live_lease(self) -> float:
+        leases, _ = self.scene.kube.list(LEASES.path("kube-node-lease"))
+        now = time.time()
+        ages = [now - datetime.fromisoformat(lease["spec"]["renewTime"].replace("Z", "+00:00")).timestamp()
+                for lease in leases if lease["spec"].get("renewTime")
+                and self.scene.bed.sim.power.up(lease["metadata"]["name"])]
+        return max(ages, default=0.0)
 
     def _run(self) -> None:
         while not self._stop.wait(1.0):
             try:
                 status = self.scene.policy_status()
+                oldest = self._oldest_live_lease()
             except Exception:  # a slow apiserver must not end the sampling
                 continue
             storm = any(c.get("type") == "StormGuardActive" and c.get("status") == "True"
                         for c in status.get("conditions") or [])
-            self.samples.append((int(status.get("unhealthyNodes") or 0), storm))
+            self.samples.append((int(status.get("unhealthyNodes") or 0), storm, oldest))
 
     def take(self) -> str:
         """Summary of the samples since the last call."""
         samples, self.samples = self.samples, []
         if not samples:
             return "policy status not sampled"
-        storm = sum(1 for _, active in samples if active)
-        return (f"policy status, {len(samples)} samples: unhealthy nodes up to {max(u for u, _ in samples)} "
-                f"(median {statistics.median(u for u, _ in samples):.0f}); storm guard active in {storm}")
+        unhealthy = [u for u, _, _ in samples]
+        return (f"policy status, {len(samples)} samples: unhealthy nodes up to {max(unhealthy)} (median "
+                f"{statistics.median(unhealthy):.0f}); storm guard active in {sum(1 for _, a, _ in samples if a)}; "
+                f"real age of the oldest Lease of a live node up to {max(o for _, _, o in samples):.1f}s")
 
     def stop(self) -> None:
         self._stop.set()
@@ -574,8 +587,13 @@ def scale(args: argparse.Namespace) -> None:
                 print(f"    {victims[-1][0]}: {size} VMs Running, reserved", flush=True)
             stage_fleet(scene, nodes=args.scale_nodes - len(sizes), vms=args.scale_vms - sum(sizes),
                         already=len(sizes))
+            # A short storm-guard cooldown (default 5m): at this scale a storm can be declared while the
+            # operator's caches lag (see the policy samples), and 5 minutes of cooldown would hide the incidents.
             scene.policy(fencing=_fencing_spec(REMEDIATION, scene),
-                         restart={"maxParallel": max(sizes), "tierOrdering": "None"})
+                         restart={"maxParallel": max(sizes), "tierOrdering": "None"},
+                         stormGuard={"cooldown": args.storm_cooldown})
+            print(f"    policy: as part 1, restart maxParallel {max(sizes)}, stormGuard.cooldown "
+                  f"{args.storm_cooldown} (default 5m)", flush=True)
             step(f"Starting the operator with {args.scale_nodes} nodes and {args.scale_vms} VMs in the cluster")
             op = start_operator(scene, args.scale_vms)
             assert op.proc is not None
@@ -705,6 +723,7 @@ def main() -> None:
     parser.add_argument("--scale-vms", type=int, default=2000, help="VMs in part 3 (default 2000)")
     parser.add_argument("--incident-sizes", default="10,40", help="VMs on each failing host in part 3")
     parser.add_argument("--idle", type=float, default=30, help="idle window in part 3, seconds (default 30)")
+    parser.add_argument("--storm-cooldown", default="30s", help="part 3: the policy's stormGuard.cooldown")
     parser.add_argument("--incident-timeout", type=float, default=120,
                         help="part 3: seconds from power-off to a Completed failover before giving up (default 120)")
     args = parser.parse_args()
