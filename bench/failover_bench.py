@@ -374,8 +374,11 @@ class Window:
     """(verb, path, status code) of each request line."""
     cpu: float
 
-    def kinds(self, keep: Callable[[str], bool]) -> Counter[str]:
-        return Counter(kind_of(verb, path, code) for verb, path, code in self.requests if keep(path))
+    def kinds(self, keep: Callable[[str, str, str], bool]) -> Counter[str]:
+        return Counter(kind_of(*request) for request in self.requests if keep(*request))
+
+    def count(self, keep: Callable[[str, str, str], bool]) -> int:
+        return sum(1 for request in self.requests if keep(*request))
 
 
 def kind_of(verb: str, path: str, code: str) -> str:
@@ -464,19 +467,11 @@ class PolicyWatch:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
-    def _oldest_live_lease(self) -> float:
-        leases, _ = self.scene.kube.list(LEASES.path("kube-node-lease"))
-        now = time.time()
-        ages = [now - datetime.fromisoformat(lease["spec"]["renewTime"].replace("Z", "+00:00")).timestamp()
-                for lease in leases if lease["spec"].get("renewTime")
-                and self.scene.bed.sim.power.up(lease["metadata"]["name"])]
-        return max(ages, default=0.0)
-
     def _run(self) -> None:
         while not self._stop.wait(1.0):
             try:
                 status = self.scene.policy_status()
-                oldest = self._oldest_live_lease()
+                oldest = oldest_live_lease(self.scene)
             except Exception:  # a slow apiserver must not end the sampling
                 continue
             storm = any(c.get("type") == "StormGuardActive" and c.get("status") == "True"
@@ -498,9 +493,18 @@ class PolicyWatch:
         self._thread.join()
 
 
+def oldest_live_lease(scene: Scenario) -> float:
+    """Seconds since the least recently renewed Lease of a node that is up was renewed."""
+    leases, _ = scene.kube.list(LEASES.path("kube-node-lease"))
+    now = time.time()
+    ages = [now - datetime.fromisoformat(lease["spec"]["renewTime"].replace("Z", "+00:00")).timestamp()
+            for lease in leases if lease["spec"].get("renewTime") and scene.bed.sim.power.up(lease["metadata"]["name"])]
+    return max(ages, default=0.0)
+
+
 def describe_policy(scene: Scenario) -> str:
     status = scene.policy_status()
-    conditions = "; ".join(f"{c['type']}={c['status']}" + (f" ({c.get('message', '')[:120]})"
+    conditions = "; ".join(f"{c['type']}={c['status']}" + (f" ({c.get('message', '')[:240]})"
                                                             if c["type"] == "StormGuardActive" and c["status"] == "True"
                                                             else "")
                            for c in status.get("conditions") or [])
@@ -532,19 +536,26 @@ def incident(scene: Scenario, log: RequestLog, *, host: str, names: list[str], t
     return window
 
 
-def print_window(window: Window, *, vms: int = 0, mine: Callable[[str], bool] | None = None) -> None:
-    lease = sum(1 for _, path, _ in window.requests if "/leases/" in path)
+Keep = Callable[[str, str, str], bool]
+
+
+def is_lease(_verb: str, path: str, _code: str) -> bool:
+    return "/leases/" in path
+
+
+def print_window(window: Window, *, vms: int = 0, mine: Keep | None = None) -> None:
+    lease = window.count(is_lease)
     print(f"  {window.name:34s} {window.seconds:5.1f}s  {len(window.requests):4d} requests "
           f"({lease} leader lease, {len(window.requests) - lease} other)  operator CPU {window.cpu:4.1f}s "
           f"({100 * window.cpu / window.seconds:3.0f}% of a core)", flush=True)
     indent = " " * 36
     if vms and mine is not None:
-        own = sum(1 for _, path, _ in window.requests if mine(path))
+        own = window.count(mine)
         print(f"{indent}this incident's own: {own} = {own / vms:.2f} per VM moved: "
               + ", ".join(f"{k} x{n}" for k, n in window.kinds(mine).most_common()), flush=True)
-        others = window.kinds(lambda path: "/leases/" not in path and not mine(path))
+        others = window.kinds(lambda *r: not is_lease(*r) and not mine(*r))
     else:
-        others = window.kinds(lambda path: "/leases/" not in path)
+        others = window.kinds(lambda *r: not is_lease(*r))
     if others:
         print(f"{indent}{'not this incident' if mine else 'besides the lease'}: "
               + ", ".join(f"{k} x{n}" for k, n in others.most_common()), flush=True)
@@ -561,7 +572,8 @@ def start_operator(scene: Scenario, vms: int) -> OperatorProcess:
     print(f"    leader after {leader:.1f}s; policy counts all {vms} VMs {time.monotonic() - started:.1f}s after "
           f"start; RSS then {tree_rss(op.proc.pid) / 2**20:.0f} MiB, CPU so far {cpu_seconds(op.proc.pid):.0f}s",
           flush=True)
-    print(f"    policy: {describe_policy(scene)}", flush=True)
+    print(f"    policy: {describe_policy(scene)}\n    real age of the oldest Lease of a live node now: "
+          f"{oldest_live_lease(scene):.1f}s", flush=True)
     return op
 
 
@@ -591,9 +603,10 @@ def scale(args: argparse.Namespace) -> None:
             # operator's caches lag (see the policy samples), and 5 minutes of cooldown would hide the incidents.
             scene.policy(fencing=_fencing_spec(REMEDIATION, scene),
                          restart={"maxParallel": max(sizes), "tierOrdering": "None"},
-                         stormGuard={"cooldown": args.storm_cooldown})
+                         stormGuard={"cooldown": args.storm_cooldown},
+                         detection={**FAST_DETECTION, "leaseStaleAfter": args.scale_lease_stale_after})
             print(f"    policy: as part 1, restart maxParallel {max(sizes)}, stormGuard.cooldown "
-                  f"{args.storm_cooldown} (default 5m)", flush=True)
+                  f"{args.storm_cooldown} (default 5m), leaseStaleAfter {args.scale_lease_stale_after}", flush=True)
             step(f"Starting the operator with {args.scale_nodes} nodes and {args.scale_vms} VMs in the cluster")
             op = start_operator(scene, args.scale_vms)
             assert op.proc is not None
@@ -602,7 +615,7 @@ def scale(args: argparse.Namespace) -> None:
             time.sleep(5)  # let the first evaluations settle
             idle_window(log, policy, name="no incident", seconds=args.idle)
             idle_rss = tree_rss(op.proc.pid)
-            incidents: list[tuple[Window, int, Callable[[str], bool]]] = []
+            incidents: list[tuple[Window, int, Keep]] = []
             for host, names in victims:
                 step(f"Incident: {host} ({len(names)} VMs) loses power")
                 window = incident(scene, log, host=host, names=names, timeout=args.incident_timeout)
@@ -620,9 +633,8 @@ def scale(args: argparse.Namespace) -> None:
             scene.cleanup()
 
 
-def print_proportionality(incidents: list[tuple[Window, int, Callable[[str], bool]]]) -> None:
-    done = [(sum(1 for _, p, _ in w.requests if mine(p)), vms) for w, vms, mine in incidents
-            if "NOT COMPLETED" not in w.name]
+def print_proportionality(incidents: list[tuple[Window, int, Keep]]) -> None:
+    done = [(w.count(mine), vms) for w, vms, mine in incidents if "NOT COMPLETED" not in w.name]
     for requests, vms in done:
         print(f"  incident of {vms} VMs: {requests} requests of its own, {requests / vms:.2f} per VM moved")
     if len(done) >= 2 and done[-1][1] != done[0][1]:
@@ -632,13 +644,17 @@ def print_proportionality(incidents: list[tuple[Window, int, Callable[[str], boo
               f"fixed part {r1 - marginal * k1:.0f} per incident", flush=True)
 
 
-def _mine(host: str, names: Sequence[str]) -> Callable[[str], bool]:
-    """A request belongs to an incident when its path names the host (NodeFailover, remediation,
-    node) or one of the host's VMs (VMI, launcher pod)."""
+def _mine(host: str, names: Sequence[str]) -> Keep:
+    """A request belongs to an incident when its path names the host (NodeFailover, remediation) or
+    one of the host's VMs (VMI, launcher pod), or when it opens the incident (creating the
+    NodeFailover and the remediation, reading the template: one incident opens per window)."""
     prefix = names[0].rsplit("-", 1)[0] + "-" if names else host
 
-    def mine(path: str) -> bool:
-        return host in path or f"/{prefix}" in path or f"virt-launcher-{prefix}" in path
+    def mine(verb: str, path: str, code: str) -> bool:
+        if host in path or f"/{prefix}" in path or f"virt-launcher-{prefix}" in path:
+            return True
+        opening = verb == "POST" and path.endswith(("/nodefailovers", "/selfnoderemediations"))
+        return code.startswith("2") and (opening or "/selfnoderemediationtemplates/" in path)
 
     return mine
 
@@ -723,6 +739,8 @@ def main() -> None:
     parser.add_argument("--scale-vms", type=int, default=2000, help="VMs in part 3 (default 2000)")
     parser.add_argument("--incident-sizes", default="10,40", help="VMs on each failing host in part 3")
     parser.add_argument("--idle", type=float, default=30, help="idle window in part 3, seconds (default 30)")
+    parser.add_argument("--scale-lease-stale-after", default=FAST_DETECTION["leaseStaleAfter"],
+                        help="part 3: the policy's detection.leaseStaleAfter (default as part 1)")
     parser.add_argument("--storm-cooldown", default="30s", help="part 3: the policy's stormGuard.cooldown")
     parser.add_argument("--incident-timeout", type=float, default=120,
                         help="part 3: seconds from power-off to a Completed failover before giving up (default 120)")
