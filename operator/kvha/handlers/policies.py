@@ -22,7 +22,7 @@ from kvha.handlers import events
 from kvha.handlers.snapshot import Indices, by_key, grouped, parse_policy, values, vm_keyed
 from kvha.k8s.api import Kube
 from kvha.models.hapolicy import HAPolicyStatus
-from kvha.models.timeutil import format_time, utcnow
+from kvha.models.timeutil import format_micro_time, utcnow
 from kvha.reconcile import NewIncident, PolicySnapshot, evaluate_policy
 from kvha.settings import OperatorSettings
 
@@ -80,7 +80,9 @@ async def _open(kube: Kube, *, policy_name: str, incident: NewIncident) -> None:
         "spec": {
             "nodeName": incident.node,
             "policyName": policy_name,
-            "detectedAt": format_time(incident.detected_at),
+            # Full precision: the policy compares it with the start of the node's ill health to
+            # know the incident exists already; seconds would make it look older and re-create it.
+            "detectedAt": format_micro_time(incident.detected_at),
             "reason": incident.reason,
         },
     }

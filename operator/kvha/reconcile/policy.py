@@ -113,8 +113,11 @@ def evaluate_policy(snap: PolicySnapshot) -> PolicyStep:
         for n in watched
     }
     unhealthy = {name: v for name, v in verdicts.items() if v.health is Health.UNHEALTHY}
+    # StormGuardActive is True during the storm *and* its cooldown; only a condition without an
+    # end time recorded is the storm itself (else every evaluation would restart the cooldown).
     previous = StormState.restored(
-        active=condition_status(snap.status.conditions, COND_STORM_GUARD) == "True",
+        active=condition_status(snap.status.conditions, COND_STORM_GUARD) == "True"
+        and snap.status.storm_ended_at is None,
         ended_at=snap.status.storm_ended_at,
     )
     storm = storm_guard(unhealthy_nodes=len(unhealthy), watched_nodes=len(watched), spec=policy.storm_guard,
