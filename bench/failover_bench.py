@@ -81,16 +81,7 @@ def spread(values: Sequence[float]) -> str:
 
 def new_scene(bed: Testbed, slug: str) -> Scenario:
     """A scenario with its own namespace and node names (`<slug>-host-N`), as the pytest fixtures make."""
-    bed.client.create(NAMESPACES.path(), {"metadata": {"name": slug, "labels": {"kvha-bench": slug}}})
-    counter = itertools.count(1)
-
-    def make_nodes(count: int, *, labels: dict[str, str], **kwargs: Any) -> list[str]:
-        names = [f"{slug}-host-{next(counter)}" for _ in range(count)]
-        for name in names:
-            bed.add_node(name, labels=labels, **kwargs)
-        return names
-
-    return Scenario(bed=bed, namespace=slug, label=slug, make_nodes=make_nodes, policy_name=slug)
+    return Scenario.standalone(bed, slug)
 
 
 def vm_state(bed: Testbed, namespace: str) -> dict[str, Obj]:
