@@ -189,13 +189,23 @@ func main() {
 """
 
 
+def staging_modules_of(go_mod: str) -> list[str]:
+    """The staging modules a Kubernetes go.mod requires: those pinned at exactly ``v0.0.0``.
+
+    ``k8s.io/utils`` and ``k8s.io/kube-openapi`` are required at pseudo-versions that also start
+    with ``v0.0.0`` (``v0.0.0-2026…``); they are ordinary modules with no ``v0.36.x`` tag, so the
+    version must end right after the third zero.
+    """
+    return sorted(set(re.findall(r"^\s*(?:require\s+)?(k8s\.io/[\w.-]+) v0\.0\.0[ \t]*(?://.*)?$", go_mod, re.M)))
+
+
 def build_kubernetes() -> None:
     dest = _bin_dir("kubernetes", K8S_VERSION)
     if (dest / "kube-apiserver").exists():
         _log(f"kubernetes {K8S_VERSION}: cached")
         return
     upstream_mod = _fetch_text(f"{GO_PROXY}/k8s.io/kubernetes/@v/{K8S_VERSION}.mod")
-    staging_modules = sorted(set(re.findall(r"^\s*(k8s\.io/[\w.-]+) v0\.0\.0\b", upstream_mod, re.M)))
+    staging_modules = staging_modules_of(upstream_mod)
     staging_version = "v0." + K8S_VERSION.removeprefix("v1.")
     replaces = "\n".join(f"\t{m} => {m} {staging_version}" for m in staging_modules)
     go_mod = (f"module kvhatestbed/kubernetes\n\ngo 1.26.0\n\nrequire k8s.io/kubernetes {K8S_VERSION}\n\n"
