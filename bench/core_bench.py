@@ -198,8 +198,12 @@ def protected_candidates(cluster: Cluster) -> dict[str, list[Candidate]]:
 def admission(cluster: Cluster) -> int:
     """As the operator computes it (kvha.reconcile.policy): full candidates for the worst hosts only."""
     capacities = node_capacities(nodes=cluster.nodes, pods=cluster.pods, exclude={FAILED})
-    protected = [ProtectedVM(vm=vm, node=node, pod=pod, priority=3)
-                 for node, pairs in cluster.protected_by_node.items() if node != FAILED for vm, pod in pairs]
+    protected = [
+        ProtectedVM(vm=vm, node=node, pod=pod, priority=3)
+        for node, pairs in cluster.protected_by_node.items()
+        if node != FAILED
+        for vm, pod in pairs
+    ]
     return capacity_for_protected(protected=protected, nodes=capacities, limit=3)
 
 

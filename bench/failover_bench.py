@@ -86,8 +86,11 @@ def new_scene(bed: Testbed, slug: str) -> Scenario:
 
 def vm_state(bed: Testbed, namespace: str) -> dict[str, Obj]:
     """VMIs of a namespace by name, from the simulator's watch cache (no API request)."""
-    return {vmi["metadata"]["name"]: vmi for vmi in bed.sim.ctx.caches.vmis.items()
-            if vmi["metadata"].get("namespace") == namespace}
+    return {
+        vmi["metadata"]["name"]: vmi
+        for vmi in bed.sim.ctx.caches.vmis.items()
+        if vmi["metadata"].get("namespace") == namespace
+    }
 
 
 def wait_running(bed: Testbed, namespace: str, names: Iterable[str], *, timeout: float) -> None:
@@ -97,8 +100,10 @@ def wait_running(bed: Testbed, namespace: str, names: Iterable[str], *, timeout:
 
     def count() -> int:
         vms = (vm for vm in bed.sim.ctx.caches.vms.items() if vm["metadata"].get("namespace") == namespace)
-        return sum(vm["metadata"]["name"] in wanted and (vm.get("status") or {}).get("printableStatus") == "Running"
-                   for vm in vms)
+        return sum(
+            vm["metadata"]["name"] in wanted and (vm.get("status") or {}).get("printableStatus") == "Running"
+            for vm in vms
+        )
 
     while (running := count()) < len(wanted):
         if time.monotonic() - last_report > 15:
@@ -132,16 +137,21 @@ def tear_down(scene: Scenario, nodes: Iterable[str]) -> None:
         client.delete(NODES.path(name=name))
         scene.bed.sim.power.set(name, Power.UP)
     try:
-        wait_for(lambda: client.get_or_none(NAMESPACES.path(name=scene.namespace)) is None,
-                 what=f"namespace {scene.namespace} to be deleted", timeout=60, interval=0.5)
+        wait_for(
+            lambda: client.get_or_none(NAMESPACES.path(name=scene.namespace)) is None,
+            what=f"namespace {scene.namespace} to be deleted",
+            timeout=60,
+            interval=0.5,
+        )
     except AssertionError as error:
         print(f"    (cleanup still running: {error})", flush=True)
 
 
 def really_running(scene: Scenario, names: Iterable[str], *, not_on: str) -> int:
     """VMs with a live guest somewhere other than `not_on`, by the simulator's ground truth."""
-    return sum(any(i.node != not_on for i in scene.bed.ledger.live_instances(f"{scene.namespace}/{name}"))
-               for name in names)
+    return sum(
+        any(i.node != not_on for i in scene.bed.ledger.live_instances(f"{scene.namespace}/{name}")) for name in names
+    )
 
 
 # ----------------------------------------------------------------------------- part 1: recovery
@@ -228,11 +238,23 @@ def watch_incident(scene: Scenario, op: OperatorProcess, moments: Moments, old_u
             moments.cpu_fenced = (now, cpu_seconds(pid))
         if len(moments.marked) == count and moments.cpu_marked is None:
             moments.cpu_marked = (now, cpu_seconds(pid))
-        stage = ("running" if len(moments.running) == count else "replaced" if len(moments.replaced) == count
-                 else "fenced" if moments.fenced else "detected" if moments.created else "silent")
+        stage = (
+            "running"
+            if len(moments.running) == count
+            else "replaced"
+            if len(moments.replaced) == count
+            else "fenced"
+            if moments.fenced
+            else "detected"
+            if moments.created
+            else "silent"
+        )
         if stage != shown or now - last_shown >= 1.0:
-            print(f"    t={now - moments.power_off:5.1f}s  {stage:8s}  old VMIs marked Failed {len(moments.marked)}, "
-                  f"replaced {len(moments.replaced)}, running {len(moments.running)} of {count}", flush=True)
+            print(
+                f"    t={now - moments.power_off:5.1f}s  {stage:8s}  old VMIs marked Failed {len(moments.marked)}, "
+                f"replaced {len(moments.replaced)}, running {len(moments.running)} of {count}",
+                flush=True,
+            )
             shown, last_shown = stage, now
         if now - moments.power_off > 240:
             print("    gave up after 240 s", flush=True)
@@ -246,15 +268,22 @@ def recovery_run(bed: Testbed, index: int, args: argparse.Namespace) -> dict[str
     victim, names, survivors = stage_host_with_vms(scene, vms=args.vms, others=args.nodes - 1)
     try:
         old_uids = {name: vmi["metadata"]["uid"] for name, vmi in vm_state(bed, scene.namespace).items()}
-        scene.policy(fencing=_fencing_spec(REMEDIATION, scene),
-                     restart={"maxParallel": args.vms, "tierOrdering": "None"})
+        scene.policy(
+            fencing=_fencing_spec(REMEDIATION, scene), restart={"maxParallel": args.vms, "tierOrdering": "None"}
+        )
         op = scene.operator().start()
         if index == 1:
-            print(f"    operator: policy evaluated every {op.env['KVHA_POLICY_INTERVAL']}s, incidents driven every "
-                  f"{op.env['KVHA_FAILOVER_INTERVAL']}s (testbed's OperatorProcess; kvha's own defaults "
-                  f"{DEFAULTS.policy_interval:g}s / {DEFAULTS.failover_interval:g}s)", flush=True)
-        wait_for(lambda: scene.policy_status().get("protectedVms") == args.vms,
-                 what=f"the policy to protect {args.vms} VMs", timeout=60)
+            print(
+                f"    operator: policy evaluated every {op.env['KVHA_POLICY_INTERVAL']}s, incidents driven every "
+                f"{op.env['KVHA_FAILOVER_INTERVAL']}s (testbed's OperatorProcess; kvha's own defaults "
+                f"{DEFAULTS.policy_interval:g}s / {DEFAULTS.failover_interval:g}s)",
+                flush=True,
+            )
+        wait_for(
+            lambda: scene.policy_status().get("protectedVms") == args.vms,
+            what=f"the policy to protect {args.vms} VMs",
+            timeout=60,
+        )
         split_before = len(bed.ledger.split_brain_events())
         moments = Moments(power_off=time.time())
         bed.faults.power_off(victim)
@@ -270,8 +299,14 @@ def recovery_run(bed: Testbed, index: int, args: argparse.Namespace) -> dict[str
         if phases is None:
             return None
         share, spacing = moments.operator_cpu_share(), moments.mark_spacing()
-        return {**phases, "back": back, "split": split, "cpu": share or 0.0, "spacing": spacing or 0.0,
-                "by_kvha": by_kvha}
+        return {
+            **phases,
+            "back": back,
+            "split": split,
+            "cpu": share or 0.0,
+            "spacing": spacing or 0.0,
+            "by_kvha": by_kvha,
+        }
     finally:
         tear_down(scene, [victim, *survivors])
 
@@ -282,17 +317,26 @@ def print_run(phases: dict[str, float] | None, moments: Moments, *, back: int, t
         return
     status = (moments.failover or {}).get("status") or {}
     stamps = [e.get("restartedAt") for e in status.get("vms", []) if e.get("restartedAt")]
-    print(f"    detection {phases['detection']:.1f}s  fencing {phases['fencing']:.1f}s  "
-          f"kvha {phases['kvha']:.2f}s (first replacement {phases['first_replaced']:.2f}s, last old VMI "
-          f"marked Failed {phases['kvha_marked']:.2f}s)  KubeVirt+scheduler {phases['kubevirt']:.1f}s  "
-          f"total {phases['total']:.1f}s", flush=True)
+    print(
+        f"    detection {phases['detection']:.1f}s  fencing {phases['fencing']:.1f}s  "
+        f"kvha {phases['kvha']:.2f}s (first replacement {phases['first_replaced']:.2f}s, last old VMI "
+        f"marked Failed {phases['kvha_marked']:.2f}s)  KubeVirt+scheduler {phases['kubevirt']:.1f}s  "
+        f"total {phases['total']:.1f}s",
+        flush=True,
+    )
     share, spacing = moments.operator_cpu_share(), moments.mark_spacing()
     if share is not None and spacing is not None:
-        print(f"    while kvha acted: one old VMI marked Failed every {1000 * spacing:.0f} ms (median gap); "
-              f"operator CPU {100 * share:.0f}% of a core", flush=True)
-    print(f"    NodeFailover {status.get('phase')}: {status.get('message')}; fencedAt {status.get('fencedAt')}, "
-          f"restartedAt {min(stamps, default='-')}..{max(stamps, default='-')}; guests really running "
-          f"elsewhere {back}/{total}; split-brain events {split}", flush=True)
+        print(
+            f"    while kvha acted: one old VMI marked Failed every {1000 * spacing:.0f} ms (median gap); "
+            f"operator CPU {100 * share:.0f}% of a core",
+            flush=True,
+        )
+    print(
+        f"    NodeFailover {status.get('phase')}: {status.get('message')}; fencedAt {status.get('fencedAt')}, "
+        f"restartedAt {min(stamps, default='-')}..{max(stamps, default='-')}; guests really running "
+        f"elsewhere {back}/{total}; split-brain events {split}",
+        flush=True,
+    )
 
 
 # ----------------------------------------------------------------------------- part 2: baseline
@@ -300,22 +344,29 @@ def print_run(phases: dict[str, float] | None, moments: Moments, *, back: int, t
 
 def baseline_run(bed: Testbed, args: argparse.Namespace) -> dict[str, int]:
     scene = new_scene(bed, f"fb-{os.getpid()}-baseline")
-    print(f"  {args.vms} VMs on one host, then {args.nodes - 1} more hosts; no HAPolicy, no operator "
-          f"(KubeVirt heartbeat timeout {scene.kubevirt_heartbeat_timeout:.0f}s as in real KubeVirt)", flush=True)
+    print(
+        f"  {args.vms} VMs on one host, then {args.nodes - 1} more hosts; no HAPolicy, no operator "
+        f"(KubeVirt heartbeat timeout {scene.kubevirt_heartbeat_timeout:.0f}s as in real KubeVirt)",
+        flush=True,
+    )
     victim, names, survivors = stage_host_with_vms(scene, vms=args.vms, others=args.nodes - 1)
     try:
         bed.faults.power_off(victim)
         started = time.monotonic()
         while (elapsed := time.monotonic() - started) < args.baseline_wait:
             time.sleep(min(10.0, args.baseline_wait - elapsed))
-            print(f"    t={time.monotonic() - started:4.0f}s  guests running again: "
-                  f"{really_running(scene, names, not_on=victim)}/{len(names)}", flush=True)
+            print(
+                f"    t={time.monotonic() - started:4.0f}s  guests running again: "
+                f"{really_running(scene, names, not_on=victim)}/{len(names)}",
+                flush=True,
+            )
         vms = [bed.sim.ctx.caches.vms.get(scene.namespace, name) or {} for name in names]
         vmis = vm_state(bed, scene.namespace)
         return {
             "really_running": really_running(scene, names, not_on=victim),
-            "vmi_elsewhere": sum((vmis.get(n) or {}).get("status", {}).get("nodeName") not in (None, victim)
-                                 for n in names),
+            "vmi_elsewhere": sum(
+                (vmis.get(n) or {}).get("status", {}).get("nodeName") not in (None, victim) for n in names
+            ),
             "claims_running": sum((vm.get("status") or {}).get("printableStatus") == "Running" for vm in vms),
             "vmi_on_dead_host": sum((vmis.get(n) or {}).get("status", {}).get("nodeName") == victim for n in names),
         }
@@ -405,10 +456,11 @@ class RequestLog:
 
 def scale_testbed_config() -> TestbedConfig:
     # Same liveness as bench/testbed_bench.py's scale run: 100 nodes' heartbeats stay a small load.
-    return TestbedConfig(plane=PlaneConfig(node_monitor_grace_period=20),
-                         simulator=SimulatorConfig(heartbeat_interval=10, heartbeat_timeout=60,
-                                                   node_recheck_interval=10, workers=12),
-                         lease_duration_seconds=20)
+    return TestbedConfig(
+        plane=PlaneConfig(node_monitor_grace_period=20),
+        simulator=SimulatorConfig(heartbeat_interval=10, heartbeat_timeout=60, node_recheck_interval=10, workers=12),
+        lease_duration_seconds=20,
+    )
 
 
 def bulk(func: Callable[[int], object], count: int) -> None:
@@ -430,16 +482,33 @@ def stage_fleet(scene: Scenario, *, nodes: int, vms: int, already: int) -> list[
     client = scene.bed.client
     names = [f"{scene.label}-pool-{i:03d}" for i in range(nodes)]
     started = time.monotonic()
-    bulk(lambda i: client.create(NODES.path(), node_manifest(
-        names[i], cpu=64, memory="256Gi", pods=250, labels={"kvha-test": scene.label})), nodes)
-    wait_for(lambda: sum(node_ready(n) and (n["metadata"].get("labels") or {}).get("kubevirt.io/schedulable")
-                         == "true" for n in scene.bed.sim.ctx.caches.nodes.items()) >= nodes + already,
-             what=f"{nodes} nodes Ready and schedulable", timeout=300, interval=1)
+    bulk(
+        lambda i: client.create(
+            NODES.path(), node_manifest(names[i], cpu=64, memory="256Gi", pods=250, labels={"kvha-test": scene.label})
+        ),
+        nodes,
+    )
+    wait_for(
+        lambda: (
+            sum(
+                node_ready(n) and (n["metadata"].get("labels") or {}).get("kubevirt.io/schedulable") == "true"
+                for n in scene.bed.sim.ctx.caches.nodes.items()
+            )
+            >= nodes + already
+        ),
+        what=f"{nodes} nodes Ready and schedulable",
+        timeout=300,
+        interval=1,
+    )
     print(f"    {nodes} nodes Ready in {time.monotonic() - started:.1f}s", flush=True)
     started = time.monotonic()
     vm_names = [f"vm-{i:04d}" for i in range(vms)]
-    bulk(lambda i: client.create(VMS.path(scene.namespace), vm_manifest(
-        vm_names[i], namespace=scene.namespace, cpu=1, memory="1Gi")), vms)
+    bulk(
+        lambda i: client.create(
+            VMS.path(scene.namespace), vm_manifest(vm_names[i], namespace=scene.namespace, cpu=1, memory="1Gi")
+        ),
+        vms,
+    )
     print(f"    {vms} VMs created in {time.monotonic() - started:.1f}s", flush=True)
     wait_running(scene.bed, scene.namespace, vm_names, timeout=1200)
     print(f"    all Running {time.monotonic() - started:.1f}s after creation started", flush=True)
@@ -465,8 +534,10 @@ class PolicyWatch:
                 oldest = oldest_live_lease(self.scene)
             except Exception:  # a slow apiserver must not end the sampling
                 continue
-            storm = any(c.get("type") == "StormGuardActive" and c.get("status") == "True"
-                        for c in status.get("conditions") or [])
+            storm = any(
+                c.get("type") == "StormGuardActive" and c.get("status") == "True"
+                for c in status.get("conditions") or []
+            )
             self.samples.append((int(status.get("unhealthyNodes") or 0), storm, oldest))
 
     def take(self) -> str:
@@ -475,9 +546,11 @@ class PolicyWatch:
         if not samples:
             return "policy status not sampled"
         unhealthy = [u for u, _, _ in samples]
-        return (f"policy status, {len(samples)} samples: unhealthy nodes up to {max(unhealthy)} (median "
-                f"{statistics.median(unhealthy):.0f}); storm guard active in {sum(1 for _, a, _ in samples if a)}; "
-                f"real age of the oldest Lease of a live node up to {max(o for _, _, o in samples):.1f}s")
+        return (
+            f"policy status, {len(samples)} samples: unhealthy nodes up to {max(unhealthy)} (median "
+            f"{statistics.median(unhealthy):.0f}); storm guard active in {sum(1 for _, a, _ in samples if a)}; "
+            f"real age of the oldest Lease of a live node up to {max(o for _, _, o in samples):.1f}s"
+        )
 
     def stop(self) -> None:
         self._stop.set()
@@ -488,19 +561,25 @@ def oldest_live_lease(scene: Scenario) -> float:
     """Seconds since the least recently renewed Lease of a node that is up was renewed."""
     leases, _ = scene.kube.list(LEASES.path("kube-node-lease"))
     now = time.time()
-    ages = [now - datetime.fromisoformat(lease["spec"]["renewTime"].replace("Z", "+00:00")).timestamp()
-            for lease in leases if lease["spec"].get("renewTime") and scene.bed.sim.power.up(lease["metadata"]["name"])]
+    ages = [
+        now - datetime.fromisoformat(lease["spec"]["renewTime"].replace("Z", "+00:00")).timestamp()
+        for lease in leases
+        if lease["spec"].get("renewTime") and scene.bed.sim.power.up(lease["metadata"]["name"])
+    ]
     return max(ages, default=0.0)
 
 
 def describe_policy(scene: Scenario) -> str:
     status = scene.policy_status()
-    conditions = "; ".join(f"{c['type']}={c['status']}" + (f" ({c.get('message', '')[:240]})"
-                                                            if c["type"] == "StormGuardActive" and c["status"] == "True"
-                                                            else "")
-                           for c in status.get("conditions") or [])
-    return (f"watched {status.get('watchedNodes')} nodes, unhealthy {status.get('unhealthyNodes')}, protected "
-            f"{status.get('protectedVms')} VMs, failover capacity {status.get('failoverCapacity')}; {conditions}")
+    conditions = "; ".join(
+        f"{c['type']}={c['status']}"
+        + (f" ({c.get('message', '')[:240]})" if c["type"] == "StormGuardActive" and c["status"] == "True" else "")
+        for c in status.get("conditions") or []
+    )
+    return (
+        f"watched {status.get('watchedNodes')} nodes, unhealthy {status.get('unhealthyNodes')}, protected "
+        f"{status.get('protectedVms')} VMs, failover capacity {status.get('failoverCapacity')}; {conditions}"
+    )
 
 
 def incident(scene: Scenario, log: RequestLog, *, host: str, names: list[str], timeout: float) -> Window:
@@ -516,14 +595,20 @@ def incident(scene: Scenario, log: RequestLog, *, host: str, names: list[str], t
         failover = wait_for(completed, what=f"the failover of {host} to complete", timeout=timeout, interval=POLL)
     except AssertionError:
         mine = [f.get("status") or {} for f in scene.failovers() if f["spec"]["nodeName"] == host]
-        print(f"    NOT COMPLETED within {timeout:.0f}s: NodeFailover "
-              f"{mine[0].get('phase', 'Detected') + ': ' + str(mine[0].get('message')) if mine else 'never opened'}"
-              f"\n    policy: {describe_policy(scene)}", flush=True)
+        print(
+            f"    NOT COMPLETED within {timeout:.0f}s: NodeFailover "
+            f"{mine[0].get('phase', 'Detected') + ': ' + str(mine[0].get('message')) if mine else 'never opened'}"
+            f"\n    policy: {describe_policy(scene)}",
+            flush=True,
+        )
         return log.since(f"incident, {len(names)} VMs (NOT COMPLETED)", mark)
     took = time.monotonic() - off
     window = log.since(f"incident, {len(names)} VMs", mark)
-    print(f"    {host}: {failover['status']['message']} ({took:.1f}s after power-off); "
-          f"{really_running(scene, names, not_on=host)}/{len(names)} guests really running elsewhere", flush=True)
+    print(
+        f"    {host}: {failover['status']['message']} ({took:.1f}s after power-off); "
+        f"{really_running(scene, names, not_on=host)}/{len(names)} guests really running elsewhere",
+        flush=True,
+    )
     return window
 
 
@@ -536,35 +621,53 @@ def is_lease(_verb: str, path: str, _code: str) -> bool:
 
 def print_window(window: Window, *, vms: int = 0, mine: Keep | None = None) -> None:
     lease = window.count(is_lease)
-    print(f"  {window.name:34s} {window.seconds:5.1f}s  {len(window.requests):4d} requests "
-          f"({lease} leader lease, {len(window.requests) - lease} other)  operator CPU {window.cpu:4.1f}s "
-          f"({100 * window.cpu / window.seconds:3.0f}% of a core)", flush=True)
+    print(
+        f"  {window.name:34s} {window.seconds:5.1f}s  {len(window.requests):4d} requests "
+        f"({lease} leader lease, {len(window.requests) - lease} other)  operator CPU {window.cpu:4.1f}s "
+        f"({100 * window.cpu / window.seconds:3.0f}% of a core)",
+        flush=True,
+    )
     indent = " " * 36
     if vms and mine is not None:
         own = window.count(mine)
-        print(f"{indent}this incident's own: {own} = {own / vms:.2f} per VM moved: "
-              + ", ".join(f"{k} x{n}" for k, n in window.kinds(mine).most_common()), flush=True)
+        print(
+            f"{indent}this incident's own: {own} = {own / vms:.2f} per VM moved: "
+            + ", ".join(f"{k} x{n}" for k, n in window.kinds(mine).most_common()),
+            flush=True,
+        )
         others = window.kinds(lambda *r: not is_lease(*r) and not mine(*r))
     else:
         others = window.kinds(lambda *r: not is_lease(*r))
     if others:
-        print(f"{indent}{'not this incident' if mine else 'besides the lease'}: "
-              + ", ".join(f"{k} x{n}" for k, n in others.most_common()), flush=True)
+        print(
+            f"{indent}{'not this incident' if mine else 'besides the lease'}: "
+            + ", ".join(f"{k} x{n}" for k, n in others.most_common()),
+            flush=True,
+        )
 
 
 def start_operator(scene: Scenario, vms: int) -> OperatorProcess:
     started = time.monotonic()
     op = scene.operator().start(timeout=300)
     leader = time.monotonic() - started
-    wait_for(lambda: scene.policy_status().get("protectedVms") == vms,
-             what=f"the policy to protect {vms} VMs", timeout=600, interval=1)
+    wait_for(
+        lambda: scene.policy_status().get("protectedVms") == vms,
+        what=f"the policy to protect {vms} VMs",
+        timeout=600,
+        interval=1,
+    )
     assert op.proc is not None
     assert op.proc.pid is not None
-    print(f"    leader after {leader:.1f}s; policy counts all {vms} VMs {time.monotonic() - started:.1f}s after "
-          f"start; RSS then {tree_rss(op.proc.pid) / 2**20:.0f} MiB, CPU so far {cpu_seconds(op.proc.pid):.0f}s",
-          flush=True)
-    print(f"    policy: {describe_policy(scene)}\n    real age of the oldest Lease of a live node now: "
-          f"{oldest_live_lease(scene):.1f}s", flush=True)
+    print(
+        f"    leader after {leader:.1f}s; policy counts all {vms} VMs {time.monotonic() - started:.1f}s after "
+        f"start; RSS then {tree_rss(op.proc.pid) / 2**20:.0f} MiB, CPU so far {cpu_seconds(op.proc.pid):.0f}s",
+        flush=True,
+    )
+    print(
+        f"    policy: {describe_policy(scene)}\n    real age of the oldest Lease of a live node now: "
+        f"{oldest_live_lease(scene):.1f}s",
+        flush=True,
+    )
     return op
 
 
@@ -588,16 +691,20 @@ def scale(args: argparse.Namespace) -> None:
             for tag, size in zip("abcdefgh", sizes, strict=False):
                 victims.append(stage_victim(scene, tag, size))
                 print(f"    {victims[-1][0]}: {size} VMs Running, reserved", flush=True)
-            stage_fleet(scene, nodes=args.scale_nodes - len(sizes), vms=args.scale_vms - sum(sizes),
-                        already=len(sizes))
+            stage_fleet(scene, nodes=args.scale_nodes - len(sizes), vms=args.scale_vms - sum(sizes), already=len(sizes))
             # A short storm-guard cooldown (default 5m): at this scale a storm can be declared while the
             # operator's caches lag (see the policy samples), and 5 minutes of cooldown would hide the incidents.
-            scene.policy(fencing=_fencing_spec(REMEDIATION, scene),
-                         restart={"maxParallel": max(sizes), "tierOrdering": "None"},
-                         stormGuard={"cooldown": args.storm_cooldown},
-                         detection={**FAST_DETECTION, "leaseStaleAfter": args.scale_lease_stale_after})
-            print(f"    policy: as part 1, restart maxParallel {max(sizes)}, stormGuard.cooldown "
-                  f"{args.storm_cooldown} (default 5m), leaseStaleAfter {args.scale_lease_stale_after}", flush=True)
+            scene.policy(
+                fencing=_fencing_spec(REMEDIATION, scene),
+                restart={"maxParallel": max(sizes), "tierOrdering": "None"},
+                stormGuard={"cooldown": args.storm_cooldown},
+                detection={**FAST_DETECTION, "leaseStaleAfter": args.scale_lease_stale_after},
+            )
+            print(
+                f"    policy: as part 1, restart maxParallel {max(sizes)}, stormGuard.cooldown "
+                f"{args.storm_cooldown} (default 5m), leaseStaleAfter {args.scale_lease_stale_after}",
+                flush=True,
+            )
             step(f"Starting the operator with {args.scale_nodes} nodes and {args.scale_vms} VMs in the cluster")
             op = start_operator(scene, args.scale_vms)
             assert op.proc is not None
@@ -617,8 +724,10 @@ def scale(args: argparse.Namespace) -> None:
             final_rss, peak = tree_rss(op.proc.pid), sampler.stop()
             policy.stop()
             step(f"Operator cost with {args.scale_nodes} nodes, {args.scale_vms} VMs (target RSS < 200 MiB)")
-            print(f"  RSS idle {idle_rss / 2**20:.0f} MiB, after the incidents {final_rss / 2**20:.0f} MiB, "
-                  f"peak {peak / 2**20:.0f} MiB (sampled every 1 s, operator and its children)")
+            print(
+                f"  RSS idle {idle_rss / 2**20:.0f} MiB, after the incidents {final_rss / 2**20:.0f} MiB, "
+                f"peak {peak / 2**20:.0f} MiB (sampled every 1 s, operator and its children)"
+            )
             print_proportionality(incidents)
         finally:
             scene.cleanup()
@@ -631,8 +740,11 @@ def print_proportionality(incidents: list[tuple[Window, int, Keep]]) -> None:
     if len(done) >= 2 and done[-1][1] != done[0][1]:
         (r1, k1), (r2, k2) = done[0], done[-1]
         marginal = (r2 - r1) / (k2 - k1)
-        print(f"  marginal cost: ({r2} - {r1}) / ({k2} - {k1}) = {marginal:.2f} requests per extra VM; "
-              f"fixed part {r1 - marginal * k1:.0f} per incident", flush=True)
+        print(
+            f"  marginal cost: ({r2} - {r1}) / ({k2} - {k1}) = {marginal:.2f} requests per extra VM; "
+            f"fixed part {r1 - marginal * k1:.0f} per incident",
+            flush=True,
+        )
 
 
 def _mine(host: str, names: Sequence[str]) -> Keep:
@@ -656,15 +768,22 @@ def _mine(host: str, names: Sequence[str]) -> Keep:
 def recovery(args: argparse.Namespace) -> None:
     with Testbed(ensure_built()) as bed:
         plane = bed.config.plane
-        conditions = ", ".join(f"{c['type']}={c['status']} for {c['duration']}" for c in
-                               FAST_DETECTION["unhealthyConditions"])
-        print(f"  detection: controller-manager node-monitor grace {plane.node_monitor_grace_period}s "
-              f"(kwok lease {bed.config.lease_duration_seconds}s, renewed every "
-              f"{bed.config.lease_duration_seconds / 4:.0f}s), then kvha: {conditions}; lease stale after "
-              f"{FAST_DETECTION['leaseStaleAfter']}", flush=True)
-        print(f"  kvha: fencing Remediation (SelfNodeRemediationTemplate, simulated fence agent delay "
-              f"{bed.sim.ctx.config.fence_delay:.0f}s); restart maxParallel {args.vms}, tierOrdering None, "
-              "all VMs priority High", flush=True)
+        conditions = ", ".join(
+            f"{c['type']}={c['status']} for {c['duration']}" for c in FAST_DETECTION["unhealthyConditions"]
+        )
+        print(
+            f"  detection: controller-manager node-monitor grace {plane.node_monitor_grace_period}s "
+            f"(kwok lease {bed.config.lease_duration_seconds}s, renewed every "
+            f"{bed.config.lease_duration_seconds / 4:.0f}s), then kvha: {conditions}; lease stale after "
+            f"{FAST_DETECTION['leaseStaleAfter']}",
+            flush=True,
+        )
+        print(
+            f"  kvha: fencing Remediation (SelfNodeRemediationTemplate, simulated fence agent delay "
+            f"{bed.sim.ctx.config.fence_delay:.0f}s); restart maxParallel {args.vms}, tierOrdering None, "
+            "all VMs priority High",
+            flush=True,
+        )
         step(f"Part 1: recovery of {args.vms} VMs, {args.runs} runs")
         results = [recovery_run(bed, i + 1, args) for i in range(args.runs)]
         baseline = None
@@ -674,49 +793,69 @@ def recovery(args: argparse.Namespace) -> None:
     summary(args, [r for r in results if r], baseline, grace=plane.node_monitor_grace_period)
 
 
-def summary(args: argparse.Namespace, results: list[dict[str, float]], baseline: dict[str, int] | None, *,
-            grace: int) -> None:
-    step(f"Recovery, {args.vms} VMs of 1 dead host in {args.nodes} hosts: median of {len(results)} "
-         f"complete runs of {args.runs}")
+def summary(
+    args: argparse.Namespace, results: list[dict[str, float]], baseline: dict[str, int] | None, *, grace: int
+) -> None:
+    step(
+        f"Recovery, {args.vms} VMs of 1 dead host in {args.nodes} hosts: median of {len(results)} "
+        f"complete runs of {args.runs}"
+    )
 
     def row(label: str, key: str, target: str = "") -> None:
         values = [r[key] for r in results]
         print(f"  {label:48s} {median(values)}   ({spread(values)}){target}")
 
     threshold = 2.0  # Ready=Unknown for 2s, see FAST_DETECTION
-    row("detection: power-off -> NodeFailover", "detection",
-        f"   [grace {grace}s + threshold {threshold:.0f}s + policy tick]")
+    row(
+        "detection: power-off -> NodeFailover",
+        "detection",
+        f"   [grace {grace}s + threshold {threshold:.0f}s + policy tick]",
+    )
     row("fencing: NodeFailover -> fencedAt", "fencing")
     row("kvha: fencedAt -> last replacement VMI created", "kvha", "   [target < 2s]")
     row("  of which: fencedAt -> last old VMI marked Failed", "kvha_marked")
     row("  fencedAt -> first replacement VMI created", "first_replaced")
     row("KubeVirt + scheduler: -> last new VMI Running", "kubevirt")
-    row("total: power-off -> last VM Running", "total",
-        f"   [target <= {grace}s + {threshold:.0f}s + 15s = {grace + threshold + 15:.0f}s]")
+    row(
+        "total: power-off -> last VM Running",
+        "total",
+        f"   [target <= {grace}s + {threshold:.0f}s + 15s = {grace + threshold + 15:.0f}s]",
+    )
     print("  kvha's part in detail:")
-    print(f"  {'  old VMIs it marked Failed itself':48s} {' / '.join(str(int(r['by_kvha'])) for r in results)}"
-          f" of {args.vms}")
+    print(
+        f"  {'  old VMIs it marked Failed itself':48s} {' / '.join(str(int(r['by_kvha'])) for r in results)}"
+        f" of {args.vms}"
+    )
     spacing = [1000 * r["spacing"] for r in results]
     cpu = [100 * r["cpu"] for r in results]
     if results:
-        print(f"  {'  median gap between two old VMIs marked Failed':48s} {statistics.median(spacing):5.0f}ms  "
-              f"({' / '.join(f'{v:.0f}' for v in spacing)})")
-        print(f"  {'  operator CPU while they were marked':48s} {statistics.median(cpu):5.0f}%   "
-              f"({' / '.join(f'{v:.0f}' for v in cpu)}) of a core")
+        print(
+            f"  {'  median gap between two old VMIs marked Failed':48s} {statistics.median(spacing):5.0f}ms  "
+            f"({' / '.join(f'{v:.0f}' for v in spacing)})"
+        )
+        print(
+            f"  {'  operator CPU while they were marked':48s} {statistics.median(cpu):5.0f}%   "
+            f"({' / '.join(f'{v:.0f}' for v in cpu)}) of a core"
+        )
     if results and baseline is not None:
         total = statistics.median(r["total"] for r in results)
         back = min(int(r["back"]) for r in results)
         split = sum(int(r["split"]) for r in results)
         with_kvha = (f"{back}/{args.vms} after {total:.1f}s", f"{back}/{args.vms}")
-        alone = (f"{baseline['really_running']}/{args.vms} after {args.baseline_wait:.0f}s",
-                 f"{baseline['vmi_elsewhere']}/{args.vms}")
+        alone = (
+            f"{baseline['really_running']}/{args.vms} after {args.baseline_wait:.0f}s",
+            f"{baseline['vmi_elsewhere']}/{args.vms}",
+        )
         print(f"\n  {'':30s} {'with kvha':>22s}   {'KubeVirt alone (no operator)':>30s}")
-        for label, ours, theirs in zip(("guests running again", "VMIs placed on another host"), with_kvha, alone,
-                                       strict=True):
+        for label, ours, theirs in zip(
+            ("guests running again", "VMIs placed on another host"), with_kvha, alone, strict=True
+        ):
             print(f"  {label:30s} {ours:>22s}   {theirs:>30s}")
         print(f"  with kvha: fewest guests running again in a run {back}, split-brain events in all runs {split}")
-        print(f"  KubeVirt alone: {baseline['vmi_on_dead_host']} VMIs still on the dead host; "
-              f"{baseline['claims_running']} VMs still report printableStatus Running")
+        print(
+            f"  KubeVirt alone: {baseline['vmi_on_dead_host']} VMIs still on the dead host; "
+            f"{baseline['claims_running']} VMs still report printableStatus Running"
+        )
 
 
 def main() -> None:
@@ -730,11 +869,18 @@ def main() -> None:
     parser.add_argument("--scale-vms", type=int, default=2000, help="VMs in part 3 (default 2000)")
     parser.add_argument("--incident-sizes", default="10,40", help="VMs on each failing host in part 3")
     parser.add_argument("--idle", type=float, default=30, help="idle window in part 3, seconds (default 30)")
-    parser.add_argument("--scale-lease-stale-after", default=FAST_DETECTION["leaseStaleAfter"],
-                        help="part 3: the policy's detection.leaseStaleAfter (default as part 1)")
+    parser.add_argument(
+        "--scale-lease-stale-after",
+        default=FAST_DETECTION["leaseStaleAfter"],
+        help="part 3: the policy's detection.leaseStaleAfter (default as part 1)",
+    )
     parser.add_argument("--storm-cooldown", default="30s", help="part 3: the policy's stormGuard.cooldown")
-    parser.add_argument("--incident-timeout", type=float, default=120,
-                        help="part 3: seconds from power-off to a Completed failover before giving up (default 120)")
+    parser.add_argument(
+        "--incident-timeout",
+        type=float,
+        default=120,
+        help="part 3: seconds from power-off to a Completed failover before giving up (default 120)",
+    )
     args = parser.parse_args()
     started = time.monotonic()
     print(f"load before: {Path('/proc/loadavg').read_text().strip()} ({os.cpu_count()} CPUs)", flush=True)
@@ -743,8 +889,11 @@ def main() -> None:
     if not args.skip_scale:
         step(f"Part 3: operator cost with {args.scale_nodes} kwok nodes and {args.scale_vms} VMs")
         scale(args)
-    print(f"\nload after: {Path('/proc/loadavg').read_text().strip()}; bench took "
-          f"{(time.monotonic() - started) / 60:.1f} min", flush=True)
+    print(
+        f"\nload after: {Path('/proc/loadavg').read_text().strip()}; bench took "
+        f"{(time.monotonic() - started) / 60:.1f} min",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -88,34 +88,59 @@ def _descendants(roots: set[int]) -> set[int]:
 
 
 def testbed_rss() -> dict[str, int]:
-    usage = {proc.name: sum(_rss_bytes(p) for p in _descendants({proc.pid})) for proc in live_processes()
-             if proc.pid is not None}
+    usage = {
+        proc.name: sum(_rss_bytes(p) for p in _descendants({proc.pid}))
+        for proc in live_processes()
+        if proc.pid is not None
+    }
     usage["python (tests + simulator)"] = _rss_bytes(os.getpid())
     return usage
 
 
 def scale(node_count: int, vm_count: int) -> None:
     # Larger fleets: slower heartbeats/leases so that liveness traffic stays a small share of the load.
-    config = TestbedConfig(plane=PlaneConfig(node_monitor_grace_period=20),
-                           simulator=SimulatorConfig(heartbeat_interval=10, heartbeat_timeout=60,
-                                                     node_recheck_interval=10, workers=12),
-                           lease_duration_seconds=20)
+    config = TestbedConfig(
+        plane=PlaneConfig(node_monitor_grace_period=20),
+        simulator=SimulatorConfig(heartbeat_interval=10, heartbeat_timeout=60, node_recheck_interval=10, workers=12),
+        lease_duration_seconds=20,
+    )
     with Testbed(ensure_built(), config) as bed:
         client = bed.client
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=16) as pool:
-            list(pool.map(lambda i: client.create(NODES.path(), node_manifest(
-                f"scale-{i:03d}", cpu=64, memory="256Gi", pods=250)), range(node_count)))
-        wait_for(lambda: sum(node_ready(n) and (n["metadata"].get("labels") or {}).get("kubevirt.io/schedulable")
-                             == "true" for n in bed.sim.ctx.caches.nodes.items()) >= node_count,
-                 what=f"{node_count} nodes Ready and schedulable", timeout=300, interval=1)
+            list(
+                pool.map(
+                    lambda i: client.create(
+                        NODES.path(), node_manifest(f"scale-{i:03d}", cpu=64, memory="256Gi", pods=250)
+                    ),
+                    range(node_count),
+                )
+            )
+        wait_for(
+            lambda: (
+                sum(
+                    node_ready(n) and (n["metadata"].get("labels") or {}).get("kubevirt.io/schedulable") == "true"
+                    for n in bed.sim.ctx.caches.nodes.items()
+                )
+                >= node_count
+            ),
+            what=f"{node_count} nodes Ready and schedulable",
+            timeout=300,
+            interval=1,
+        )
         print(f"  {node_count} nodes ready and schedulable in {time.monotonic() - started:.1f}s", flush=True)
 
         client.create(NAMESPACES.path(), {"metadata": {"name": "scale"}})
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=16) as pool:
-            list(pool.map(lambda i: client.create(VMS.path("scale"), vm_manifest(
-                f"vm-{i:04d}", namespace="scale", cpu=1, memory="1Gi")), range(vm_count)))
+            list(
+                pool.map(
+                    lambda i: client.create(
+                        VMS.path("scale"), vm_manifest(f"vm-{i:04d}", namespace="scale", cpu=1, memory="1Gi")
+                    ),
+                    range(vm_count),
+                )
+            )
         created = time.monotonic() - started
         peak: dict[str, int] = {}
         done = threading.Event()
@@ -129,8 +154,9 @@ def scale(node_count: int, vm_count: int) -> None:
         sampler.start()
 
         def running() -> int:
-            return sum((vm.get("status") or {}).get("printableStatus") == "Running"
-                       for vm in bed.sim.ctx.caches.vms.items())
+            return sum(
+                (vm.get("status") or {}).get("printableStatus") == "Running" for vm in bed.sim.ctx.caches.vms.items()
+            )
 
         last_report = time.monotonic()
         while (count := running()) < vm_count:
@@ -144,13 +170,17 @@ def scale(node_count: int, vm_count: int) -> None:
         done.set()
         sampler.join()
         steady = testbed_rss()
-        print(f"  {vm_count} VMs created in {created:.1f}s; all Running after {elapsed:.1f}s "
-              f"({vm_count / elapsed:.0f} VMs/s)")
+        print(
+            f"  {vm_count} VMs created in {created:.1f}s; all Running after {elapsed:.1f}s "
+            f"({vm_count / elapsed:.0f} VMs/s)"
+        )
         print(f"  RSS at steady state: {sum(steady.values()) / 2**20:.0f} MiB total")
         for name in sorted(steady, key=steady.__getitem__, reverse=True):
             print(f"    {name:32s} {steady[name] / 2**20:7.0f} MiB   (peak {peak.get(name, 0) / 2**20:.0f} MiB)")
-        print(f"  peak sum: {sum(peak.values()) / 2**20:.0f} MiB; simulator errors: {len(bed.sim.errors)}; "
-              f"split-brain events: {len(bed.ledger.split_brain_events())}")
+        print(
+            f"  peak sum: {sum(peak.values()) / 2**20:.0f} MiB; simulator errors: {len(bed.sim.errors)}; "
+            f"split-brain events: {len(bed.ledger.split_brain_events())}"
+        )
 
 
 def main() -> None:
@@ -159,14 +189,18 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=100)
     parser.add_argument("--vms", type=int, default=2000)
     parser.add_argument("--skip-scale", action="store_true")
-    parser.add_argument("--build-log", type=Path, action="append",
-                        default=[Path("/tmp/build-k8s.log"), Path("/tmp/build-small.log")])
+    parser.add_argument(
+        "--build-log", type=Path, action="append", default=[Path("/tmp/build-k8s.log"), Path("/tmp/build-small.log")]
+    )
     args = parser.parse_args()
 
     print(f"cold build: {cold_build(args.build_log)}", flush=True)
     times = warm_start(args.runs)
-    print(f"warm start to ready (plane + kwok + simulator): median {statistics.median(times):.1f}s "
-          f"of {', '.join(f'{t:.1f}s' for t in times)}", flush=True)
+    print(
+        f"warm start to ready (plane + kwok + simulator): median {statistics.median(times):.1f}s "
+        f"of {', '.join(f'{t:.1f}s' for t in times)}",
+        flush=True,
+    )
     if not args.skip_scale:
         print(f"scale: {args.nodes} kwok nodes, {args.vms} VMs", flush=True)
         scale(args.nodes, args.vms)

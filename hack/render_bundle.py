@@ -76,15 +76,25 @@ def helm_binary() -> str:
 def helm(*args: str, timeout: float = 120.0) -> str:
     """Run helm with the given arguments and return its stdout."""
     proc = subprocess.run(  # noqa: S603 - a fixed binary with arguments we build
-        [helm_binary(), *args], capture_output=True, text=True, timeout=timeout, check=False,
+        [helm_binary(), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     if proc.returncode != 0:
         raise HelmError(proc.stderr.strip() or f"helm {' '.join(args)} exited {proc.returncode}")
     return proc.stdout
 
 
-def template(*, values_files: Iterable[Path] = (), set_values: Sequence[str] = (),
-             release: str = RELEASE, namespace: str = NAMESPACE, extra: Sequence[str] = ()) -> str:
+def template(
+    *,
+    values_files: Iterable[Path] = (),
+    set_values: Sequence[str] = (),
+    release: str = RELEASE,
+    namespace: str = NAMESPACE,
+    extra: Sequence[str] = (),
+) -> str:
     """`helm template` of the chart: the manifests a `helm install` would create."""
     args = ["template", release, str(CHART), "--namespace", namespace]
     for path in values_files:

@@ -44,11 +44,17 @@ async def run_operator(settings: OperatorSettings) -> int:
     lost = asyncio.Event()
     try:
         if settings.leader_election:
-            elector = LeaderElector(api_client, LeaseConfig(
-                namespace=settings.namespace, name=settings.lease_name, identity=settings.identity,
-                duration_seconds=settings.lease_seconds, renew_every_seconds=max(settings.lease_seconds / 3, 1.0),
-                retry_every_seconds=max(settings.lease_seconds / 7, 0.5),
-            ))
+            elector = LeaderElector(
+                api_client,
+                LeaseConfig(
+                    namespace=settings.namespace,
+                    name=settings.lease_name,
+                    identity=settings.identity,
+                    duration_seconds=settings.lease_seconds,
+                    renew_every_seconds=max(settings.lease_seconds / 3, 1.0),
+                    retry_every_seconds=max(settings.lease_seconds / 7, 0.5),
+                ),
+            )
             acquire = asyncio.create_task(elector.acquire())
             await _first(stop, _done_event(acquire))
             if stop.is_set():

@@ -106,8 +106,12 @@ def _add_markers(out: Schema) -> None:
     if out.get("type") == "object" and "properties" in out:
         required = set(out.get("required", []))
         for name, prop in out["properties"].items():
-            if prop.get("type") == "object" and name not in required and not prop.get("nullable") \
-                    and "default" not in prop:
+            if (
+                prop.get("type") == "object"
+                and name not in required
+                and not prop.get("nullable")
+                and "default" not in prop
+            ):
                 prop["default"] = {}
     if out.get("type") == "array" and isinstance(out.get("items"), dict):
         item_props = out["items"].get("properties", {})
@@ -202,8 +206,12 @@ HAPOLICY = CrdSpec(
         _column("Fencing", ".spec.fencing.strategy"),
         _column("Protected", ".status.protectedVms", "integer"),
         _column("Unprotectable", ".status.unprotectableVms", "integer"),
-        _column("Tolerates", ".status.failoverCapacity", "integer",
-                description="Host failures the cluster can absorb for the protected VMs now"),
+        _column(
+            "Tolerates",
+            ".status.failoverCapacity",
+            "integer",
+            description="Host failures the cluster can absorb for the protected VMs now",
+        ),
         _column("Active", ".status.activeFailoverCount", "integer", description="Failovers in progress"),
         _column("Ready", '.status.conditions[?(@.type=="Ready")].status'),
         _column("Capacity", '.status.conditions[?(@.type=="FailoverCapacitySufficient")].status', priority=1),
@@ -255,7 +263,8 @@ def write_all(directory: Path) -> list[Path]:
 def drift(directory: Path) -> list[str]:
     """Names of CRD files whose content differs from what the models generate."""
     return [
-        spec.name for spec in ALL
+        spec.name
+        for spec in ALL
         if not (directory / f"{spec.name}.yaml").exists()
         or (directory / f"{spec.name}.yaml").read_text() != render(spec)
     ]

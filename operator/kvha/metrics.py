@@ -11,44 +11,67 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 INCIDENTS = Counter(
-    "kvha_incidents_total", "Node failovers opened, by policy and how they ended.",
-    ["policy", "outcome"], registry=REGISTRY,
+    "kvha_incidents_total",
+    "Node failovers opened, by policy and how they ended.",
+    ["policy", "outcome"],
+    registry=REGISTRY,
 )
 VMS_RESTORED = Counter(
-    "kvha_vms_restored_total", "VMs running again on a healthy node after a failover.",
-    ["policy", "priority"], registry=REGISTRY,
+    "kvha_vms_restored_total",
+    "VMs running again on a healthy node after a failover.",
+    ["policy", "priority"],
+    registry=REGISTRY,
 )
 RECOVERY_SECONDS = Histogram(
-    "kvha_vm_recovery_seconds", "From node failure detected to the VM Running again elsewhere.",
-    ["policy"], buckets=(5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200), registry=REGISTRY,
+    "kvha_vm_recovery_seconds",
+    "From node failure detected to the VM Running again elsewhere.",
+    ["policy"],
+    buckets=(5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200),
+    registry=REGISTRY,
 )
 FENCING_SECONDS = Histogram(
-    "kvha_fencing_seconds", "From fencing started to fencing confirmed.",
-    ["policy", "strategy"], buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600), registry=REGISTRY,
+    "kvha_fencing_seconds",
+    "From fencing started to fencing confirmed.",
+    ["policy", "strategy"],
+    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
+    registry=REGISTRY,
 )
 VMS_WAITING = Gauge(
-    "kvha_vms_waiting_for_capacity", "VMs of active failovers that fit on no healthy node.",
-    ["policy"], registry=REGISTRY,
+    "kvha_vms_waiting_for_capacity",
+    "VMs of active failovers that fit on no healthy node.",
+    ["policy"],
+    registry=REGISTRY,
 )
 ACTIVE_FAILOVERS = Gauge(
-    "kvha_active_failovers", "Node failovers not yet completed.", ["policy"], registry=REGISTRY,
+    "kvha_active_failovers",
+    "Node failovers not yet completed.",
+    ["policy"],
+    registry=REGISTRY,
 )
 FAILOVER_CAPACITY = Gauge(
-    "kvha_failover_capacity_hosts", "Host failures the cluster can absorb now for the policy's VMs.",
-    ["policy"], registry=REGISTRY,
+    "kvha_failover_capacity_hosts",
+    "Host failures the cluster can absorb now for the policy's VMs.",
+    ["policy"],
+    registry=REGISTRY,
 )
 FAILOVER_CAPACITY_TARGET = Gauge(
-    "kvha_failover_capacity_target_hosts", "Host failures the policy asks the cluster to absorb.",
-    ["policy"], registry=REGISTRY,
+    "kvha_failover_capacity_target_hosts",
+    "Host failures the policy asks the cluster to absorb.",
+    ["policy"],
+    registry=REGISTRY,
 )
 PROTECTED_VMS = Gauge("kvha_protected_vms", "VMs a policy protects.", ["policy"], registry=REGISTRY)
 UNPROTECTABLE_VMS = Gauge(
-    "kvha_unprotectable_vms", "VMs a policy selects but cannot protect, by reason.",
-    ["policy", "reason"], registry=REGISTRY,
+    "kvha_unprotectable_vms",
+    "VMs a policy selects but cannot protect, by reason.",
+    ["policy", "reason"],
+    registry=REGISTRY,
 )
 STORM_GUARD = Gauge(
-    "kvha_storm_guard_active", "1 while too many nodes are unhealthy for kvha to act.",
-    ["policy"], registry=REGISTRY,
+    "kvha_storm_guard_active",
+    "1 while too many nodes are unhealthy for kvha to act.",
+    ["policy"],
+    registry=REGISTRY,
 )
 IS_LEADER = Gauge("kvha_leader", "1 on the replica that holds the leader Lease.", registry=REGISTRY)
 
@@ -71,8 +94,15 @@ def observe_fenced(*, policy: str, strategy: str, seconds: float) -> None:
 
 
 def observe_policy(
-    *, policy: str, protected: int, unprotectable: dict[str, int], capacity: int | None, target: int,
-    storm: bool, active: int, waiting: int,
+    *,
+    policy: str,
+    protected: int,
+    unprotectable: dict[str, int],
+    capacity: int | None,
+    target: int,
+    storm: bool,
+    active: int,
+    waiting: int,
 ) -> None:
     PROTECTED_VMS.labels(policy=policy).set(protected)
     for reason, count in unprotectable.items():

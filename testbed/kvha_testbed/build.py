@@ -110,8 +110,7 @@ def _go_env() -> dict[str, str]:
 def _run(cmd: list[str], cwd: Path) -> None:
     _log("$ " + " ".join(cmd))
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=_go_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=_go_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     tail: list[str] = []
     for line in proc.stdout:
@@ -208,34 +207,39 @@ def build_kubernetes() -> None:
     staging_modules = staging_modules_of(upstream_mod)
     staging_version = "v0." + K8S_VERSION.removeprefix("v1.")
     replaces = "\n".join(f"\t{m} => {m} {staging_version}" for m in staging_modules)
-    go_mod = (f"module kvhatestbed/kubernetes\n\ngo 1.26.0\n\nrequire k8s.io/kubernetes {K8S_VERSION}\n\n"
-              f"replace (\n{replaces}\n)\n")
+    go_mod = (
+        f"module kvhatestbed/kubernetes\n\ngo 1.26.0\n\nrequire k8s.io/kubernetes {K8S_VERSION}\n\n"
+        f"replace (\n{replaces}\n)\n"
+    )
     src = _tools_module("kubernetes", go_mod, KUBE_MAIN)
-    _log(f"kubernetes {K8S_VERSION}: resolving {len(staging_modules)} staging modules "
-         "(first run downloads ~1 GiB)")
+    _log(f"kubernetes {K8S_VERSION}: resolving {len(staging_modules)} staging modules (first run downloads ~1 GiB)")
     _run(["go", "mod", "tidy"], src)
     major, minor = K8S_VERSION.removeprefix("v").split(".")[:2]
-    ldflags = " ".join([
-        "-s", "-w",
-        f"-X k8s.io/component-base/version.gitVersion={K8S_VERSION}",
-        f"-X k8s.io/component-base/version.gitMajor={major}",
-        f"-X k8s.io/component-base/version.gitMinor={minor}",
-        "-X k8s.io/component-base/version.gitTreeState=clean",
-        f"-X k8s.io/client-go/pkg/version.gitVersion={K8S_VERSION}",
-    ])
+    ldflags = " ".join(
+        [
+            "-s",
+            "-w",
+            f"-X k8s.io/component-base/version.gitVersion={K8S_VERSION}",
+            f"-X k8s.io/component-base/version.gitMajor={major}",
+            f"-X k8s.io/component-base/version.gitMinor={minor}",
+            "-X k8s.io/component-base/version.gitTreeState=clean",
+            f"-X k8s.io/client-go/pkg/version.gitVersion={K8S_VERSION}",
+        ]
+    )
     _log("kubernetes: compiling (tens of minutes on 2 cores the first time)")
     _run(["go", "build", "-p", "2", "-trimpath", "-ldflags", ldflags, "-o", "kube", "."], src)
     _install(src / "kube", dest, ("kube", *KUBE_COMMANDS))
 
 
-def _build_simple(component: str, *, version: str, module: str, package: str, binary: str,
-                  ldflags: str = "-s -w") -> None:
+def _build_simple(
+    component: str, *, version: str, module: str, package: str, binary: str, ldflags: str = "-s -w"
+) -> None:
     dest = _bin_dir(component, version)
     if (dest / binary).exists():
         _log(f"{component} {version}: cached")
         return
     src = _tools_module(component, f"module kvhatestbed/{component}\n\ngo 1.26.0\n")
-    (src / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport _ \"{package}\"\n")
+    (src / "tools.go").write_text(f'//go:build tools\n\npackage tools\n\nimport _ "{package}"\n')
     _log(f"{component} {version}: fetching module")
     _run(["go", "get", f"{module}@{version}"], src)
     _run(["go", "mod", "tidy"], src)
@@ -245,20 +249,35 @@ def _build_simple(component: str, *, version: str, module: str, package: str, bi
 
 
 def build_etcd() -> None:
-    _build_simple("etcd", version=ETCD_VERSION, module="go.etcd.io/etcd/server/v3",
-                  package="go.etcd.io/etcd/server/v3", binary="etcd")
+    _build_simple(
+        "etcd",
+        version=ETCD_VERSION,
+        module="go.etcd.io/etcd/server/v3",
+        package="go.etcd.io/etcd/server/v3",
+        binary="etcd",
+    )
 
 
 def build_kwok() -> None:
-    _build_simple("kwok", version=KWOK_VERSION, module="sigs.k8s.io/kwok",
-                  package="sigs.k8s.io/kwok/cmd/kwok", binary="kwok",
-                  ldflags=f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={KWOK_VERSION}")
+    _build_simple(
+        "kwok",
+        version=KWOK_VERSION,
+        module="sigs.k8s.io/kwok",
+        package="sigs.k8s.io/kwok/cmd/kwok",
+        binary="kwok",
+        ldflags=f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={KWOK_VERSION}",
+    )
 
 
 def build_helm() -> None:
-    _build_simple("helm", version=HELM_VERSION, module="helm.sh/helm/v4",
-                  package="helm.sh/helm/v4/cmd/helm", binary="helm",
-                  ldflags=f"-s -w -X helm.sh/helm/v4/internal/version.version={HELM_VERSION}")
+    _build_simple(
+        "helm",
+        version=HELM_VERSION,
+        module="helm.sh/helm/v4",
+        package="helm.sh/helm/v4/cmd/helm",
+        binary="helm",
+        ldflags=f"-s -w -X helm.sh/helm/v4/internal/version.version={HELM_VERSION}",
+    )
 
 
 def build_kubevirt_crds() -> None:
@@ -270,16 +289,30 @@ def build_kubevirt_crds() -> None:
     src = _tools_module("kubevirt-crds", "module kvhatestbed/kubevirtcrds\n\ngo 1.26.0\n")
     (src / "tools.go").write_text(
         "//go:build tools\n\npackage tools\n\nimport (\n"
-        "\t_ \"kubevirt.io/api/core/v1\"\n\t_ \"sigs.k8s.io/controller-tools/cmd/controller-gen\"\n)\n")
-    _run(["go", "get", f"kubevirt.io/api@{KUBEVIRT_API_VERSION}",
-          f"sigs.k8s.io/controller-tools@{CONTROLLER_TOOLS_VERSION}"], src)
+        '\t_ "kubevirt.io/api/core/v1"\n\t_ "sigs.k8s.io/controller-tools/cmd/controller-gen"\n)\n'
+    )
+    _run(
+        [
+            "go",
+            "get",
+            f"kubevirt.io/api@{KUBEVIRT_API_VERSION}",
+            f"sigs.k8s.io/controller-tools@{CONTROLLER_TOOLS_VERSION}",
+        ],
+        src,
+    )
     _run(["go", "mod", "tidy"], src)
-    _run(["go", "build", "-trimpath", "-o", "controller-gen",
-          "sigs.k8s.io/controller-tools/cmd/controller-gen"], src)
+    _run(["go", "build", "-trimpath", "-o", "controller-gen", "sigs.k8s.io/controller-tools/cmd/controller-gen"], src)
     out = src / "out"
     shutil.rmtree(out, ignore_errors=True)
-    _run(["./controller-gen", "crd:allowDangerousTypes=true,crdVersions=v1",
-          "paths=kubevirt.io/api/core/v1", f"output:crd:dir={out}"], src)
+    _run(
+        [
+            "./controller-gen",
+            "crd:allowDangerousTypes=true,crdVersions=v1",
+            "paths=kubevirt.io/api/core/v1",
+            f"output:crd:dir={out}",
+        ],
+        src,
+    )
     staging = dest.with_suffix(".partial")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(out, staging)

@@ -30,8 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--cpu", default="8", help="CPU capacity per node")
     up.add_argument("--memory", default="32Gi", help="memory capacity per node")
     up.add_argument("--node-monitor-grace", type=int, default=8, help="seconds until a silent node is Unknown")
-    up.add_argument("--heartbeat-timeout", type=float, default=20.0,
-                    help="seconds until the simulated virt-controller calls a node unresponsive")
+    up.add_argument(
+        "--heartbeat-timeout",
+        type=float,
+        default=20.0,
+        help="seconds until the simulated virt-controller calls a node unresponsive",
+    )
     up.add_argument("--power-off", action="append", default=[], metavar="NODE")
     up.add_argument("--partition", action="append", default=[], metavar="NODE")
     return parser

@@ -28,13 +28,13 @@ from kvha_testbed.waiting import wait_for
 
 # (vCPUs, guest memory, priority, run strategy): a typical mix of a virtualised estate.
 VM_MIX = (
-    (4, "32Gi", "Highest", "Always"),      # databases
-    (2, "16Gi", "High", "Always"),         # application servers
+    (4, "32Gi", "Highest", "Always"),  # databases
+    (2, "16Gi", "High", "Always"),  # application servers
     (2, "8Gi", "High", "RerunOnFailure"),
-    (1, "4Gi", "Medium", "Always"),        # web front ends
+    (1, "4Gi", "Medium", "Always"),  # web front ends
     (2, "16Gi", "Medium", "Always"),
-    (1, "8Gi", "Low", "Always"),           # batch
-    (4, "48Gi", "Lowest", "Always"),       # analytics sandboxes
+    (1, "8Gi", "Low", "Always"),  # batch
+    (4, "48Gi", "Lowest", "Always"),  # analytics sandboxes
 )
 NAMES = {"Highest": "db", "High": "app", "Medium": "web", "Low": "batch", "Lowest": "lab"}
 
@@ -45,12 +45,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--cpu", default="8", help="CPUs per host (default 8)")
     parser.add_argument("--memory", default="192Gi", help="memory per host (default 192Gi)")
     parser.add_argument("--vms", type=int, default=21, help="number of VMs (default 21)")
-    parser.add_argument("--fault", choices=["power-off", "partition"], default="power-off",
-                        help="power-off: the host and its guests die; partition: the host is cut off, guests live")
-    parser.add_argument("--fencing", choices=["manual", "remediation"], default="manual",
-                        help="manual: the demo plays the admin who checks the BMC and confirms the host is off, "
-                             "then kvha applies the out-of-service taint; remediation: a (simulated) medik8s "
-                             "fence agent powers the host off")
+    parser.add_argument(
+        "--fault",
+        choices=["power-off", "partition"],
+        default="power-off",
+        help="power-off: the host and its guests die; partition: the host is cut off, guests live",
+    )
+    parser.add_argument(
+        "--fencing",
+        choices=["manual", "remediation"],
+        default="manual",
+        help="manual: the demo plays the admin who checks the BMC and confirms the host is off, "
+        "then kvha applies the out-of-service taint; remediation: a (simulated) medik8s "
+        "fence agent powers the host off",
+    )
     parser.add_argument("--output", type=Path, default=Path("demo-output"), help="where the timeline PNG goes")
     return parser
 
@@ -97,12 +105,22 @@ def _fencing_spec(args: argparse.Namespace, scene: Scenario) -> dict[str, Any]:
         return {"strategy": "OutOfServiceTaint", "confirmation": "Manual"}
     scene.kube.create_or_get(
         f"/apis/self-node-remediation.medik8s.io/v1alpha1/namespaces/{scene.namespace}/selfnoderemediationtemplates",
-        {"apiVersion": "self-node-remediation.medik8s.io/v1alpha1", "kind": "SelfNodeRemediationTemplate",
-         "metadata": {"name": "power-off", "namespace": scene.namespace},
-         "spec": {"template": {"spec": {"remediationStrategy": "OutOfServiceTaint"}}}})
-    return {"strategy": "Remediation", "remediationTemplate": {
-        "apiVersion": "self-node-remediation.medik8s.io/v1alpha1", "kind": "SelfNodeRemediationTemplate",
-        "name": "power-off", "namespace": scene.namespace}}
+        {
+            "apiVersion": "self-node-remediation.medik8s.io/v1alpha1",
+            "kind": "SelfNodeRemediationTemplate",
+            "metadata": {"name": "power-off", "namespace": scene.namespace},
+            "spec": {"template": {"spec": {"remediationStrategy": "OutOfServiceTaint"}}},
+        },
+    )
+    return {
+        "strategy": "Remediation",
+        "remediationTemplate": {
+            "apiVersion": "self-node-remediation.medik8s.io/v1alpha1",
+            "kind": "SelfNodeRemediationTemplate",
+            "name": "power-off",
+            "namespace": scene.namespace,
+        },
+    }
 
 
 def _create_vms(scene: Scenario, count: int) -> list[str]:
@@ -138,18 +156,25 @@ def _watch(scene: Scenario, *, failed: str, failed_at: float, manual: bool) -> d
         elapsed = time.monotonic() - failed_at
         found = scene.failovers()
         if not found:
-            progress.show(f"host {failed} silent; waiting for the controller-manager and kvha's detection "
-                          "thresholds", prefix=f"t={elapsed:5.1f}s  ")
+            progress.show(
+                f"host {failed} silent; waiting for the controller-manager and kvha's detection thresholds",
+                prefix=f"t={elapsed:5.1f}s  ",
+            )
         else:
             status = found[0].get("status") or {}
             phase = status.get("phase", "Detected")
-            progress.show(f"{phase:<10} restored {status.get('restored', 0)}/{status.get('total', 0)}"
-                          f"  waiting {status.get('waiting', 0)}  {status.get('message', '')[:90]}",
-                          prefix=f"t={elapsed:5.1f}s  ")
+            progress.show(
+                f"{phase:<10} restored {status.get('restored', 0)}/{status.get('total', 0)}"
+                f"  waiting {status.get('waiting', 0)}  {status.get('message', '')[:90]}",
+                prefix=f"t={elapsed:5.1f}s  ",
+            )
             if manual and phase == "Fencing" and not confirmed:
                 progress.done()
-                print(f"    [admin] checked the BMC: {failed} is off -> kubectl annotate node {failed} "
-                      "kvha.io/fence-confirmed=true", flush=True)
+                print(
+                    f"    [admin] checked the BMC: {failed} is off -> kubectl annotate node {failed} "
+                    "kvha.io/fence-confirmed=true",
+                    flush=True,
+                )
                 scene.confirm_fenced(failed)
                 confirmed = True
             if phase in ("Completed", "Aborted", "Failed"):
@@ -172,19 +197,25 @@ def run(args: argparse.Namespace) -> int:
             for host, vms in sorted(_placement(scene, names).items()):
                 print(f"    {host}: {', '.join(sorted(vms))}")
             step(f"Installing an HAPolicy (fencing: {args.fencing}) and starting the kvha operator")
-            scene.policy(fencing=_fencing_spec(args, scene),
-                         restart={"maxParallel": 4, "tierOrdering": "WaitForReady", "tierTimeout": "60s"})
+            scene.policy(
+                fencing=_fencing_spec(args, scene),
+                restart={"maxParallel": 4, "tierOrdering": "WaitForReady", "tierTimeout": "60s"},
+            )
             operator = OperatorProcess(bed.kubeconfig, identity="kvha-demo")
             scene.operators.append(operator)
             from kvha_testbed.operator_process import ensure_namespace  # noqa: PLC0415
 
             ensure_namespace(bed.client)
             operator.start()
-            status = wait_for(lambda: scene.policy_status().get("failoverCapacity") is not None,
-                              what="the policy's first evaluation")
+            status = wait_for(
+                lambda: scene.policy_status().get("failoverCapacity") is not None, what="the policy's first evaluation"
+            )
             policy = scene.policy_status()
-            print(f"    protecting {policy.get('protectedVms')} VMs; the cluster can absorb "
-                  f"{policy.get('failoverCapacity')} host failure(s) now", flush=True)
+            print(
+                f"    protecting {policy.get('protectedVms')} VMs; the cluster can absorb "
+                f"{policy.get('failoverCapacity')} host failure(s) now",
+                flush=True,
+            )
             del status
             victim = max(_placement(scene, names).items(), key=lambda item: len(item[1]))[0]
             step(f"Failing {victim} ({args.fault})")

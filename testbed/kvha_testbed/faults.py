@@ -67,22 +67,31 @@ class Faults:
 
     def _report_launchers_failed(self, node: str) -> None:
         """A rebooted kubelet finds its containers gone: the launcher pods end Failed."""
-        pods, _ = self.sim.client.list(PODS.path(), field_selector=f"spec.nodeName={node}",
-                                       label_selector="kubevirt.io=virt-launcher")
+        pods, _ = self.sim.client.list(
+            PODS.path(), field_selector=f"spec.nodeName={node}", label_selector="kubevirt.io=virt-launcher"
+        )
         for pod in pods:
             if deleting(pod) or not pod_alive(pod):
                 continue  # kwok finishes the deletion once it manages the node again
-            self.sim.client.patch(PODS.path(meta(pod)["namespace"], meta(pod)["name"], "status"), {"status": {
-                "phase": "Failed", "reason": "NodeRebooted",
-                "conditions": [{"type": "Ready", "status": "False", "reason": "NodeRebooted"}]}})
+            self.sim.client.patch(
+                PODS.path(meta(pod)["namespace"], meta(pod)["name"], "status"),
+                {
+                    "status": {
+                        "phase": "Failed",
+                        "reason": "NodeRebooted",
+                        "conditions": [{"type": "Ready", "status": "False", "reason": "NodeRebooted"}],
+                    }
+                },
+            )
 
     def _kill_superseded_guests(self, node: str) -> list[Instance]:
         """Reconnected: guests whose VMI is gone, final, elsewhere or podless are shut down."""
         killed = []
         for instance in self.sim.ledger.live_on(node):
             namespace, name = instance.vm.split("/", 1)
-            vmi = self.sim.client.get_or_none(f"/apis/kubevirt.io/v1/namespaces/{namespace}"
-                                              f"/virtualmachineinstances/{name}")
+            vmi = self.sim.client.get_or_none(
+                f"/apis/kubevirt.io/v1/namespaces/{namespace}/virtualmachineinstances/{name}"
+            )
             if vmi is None or not self._still_owned(vmi, instance):
                 stopped = self.sim.ledger.stop(instance.vmi_uid, reason="node reconnected: guest superseded")
                 if stopped is not None:
@@ -95,6 +104,7 @@ class Faults:
             return False
         if deleting(vmi) or status.get("nodeName") != instance.node:
             return False
-        pods, _ = self.sim.client.list(PODS.path(meta(vmi)["namespace"]),
-                                       label_selector=f"kubevirt.io/created-by={instance.vmi_uid}")
+        pods, _ = self.sim.client.list(
+            PODS.path(meta(vmi)["namespace"]), label_selector=f"kubevirt.io/created-by={instance.vmi_uid}"
+        )
         return any(not deleting(p) and pod_alive(p) for p in pods)

@@ -129,8 +129,14 @@ def nodes(plane: Testbed, request: pytest.FixtureRequest) -> Iterator[NodeFactor
     created: list[str] = []
     prefix = _slug(request.node.name, 30)
 
-    def make(count: int = 1, *, cpu: str | int = 8, memory: str = "32Gi",
-             labels: Mapping[str, str] | None = None, taints: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+    def make(
+        count: int = 1,
+        *,
+        cpu: str | int = 8,
+        memory: str = "32Gi",
+        labels: Mapping[str, str] | None = None,
+        taints: Sequence[Mapping[str, Any]] = (),
+    ) -> list[str]:
         names = [f"{prefix}-{next(_counter)}" for _ in range(count)]
         for name in names:
             plane.add_node(name, cpu=cpu, memory=memory, labels=labels, taints=taints)

@@ -39,8 +39,7 @@ class Resource:
     plural: str
     namespaced: bool = True
 
-    def path(self, namespace: str | None = None, name: str | None = None,
-             subresource: str | None = None) -> str:
+    def path(self, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
         base = f"/api/{self.version}" if not self.group else f"/apis/{self.group}/{self.version}"
         if self.namespaced and namespace:
             base += f"/namespaces/{quote(namespace)}"
@@ -62,8 +61,7 @@ CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", names
 VMS = Resource("kubevirt.io", "v1", "virtualmachines")
 VMIS = Resource("kubevirt.io", "v1", "virtualmachineinstances")
 SELF_NODE_REMEDIATIONS = Resource("self-node-remediation.medik8s.io", "v1alpha1", "selfnoderemediations")
-FENCE_AGENTS_REMEDIATIONS = Resource("fence-agents-remediation.medik8s.io", "v1alpha1",
-                                     "fenceagentsremediations")
+FENCE_AGENTS_REMEDIATIONS = Resource("fence-agents-remediation.medik8s.io", "v1alpha1", "fenceagentsremediations")
 
 
 @dataclass(frozen=True)
@@ -84,9 +82,10 @@ class Credentials:
         if self.token:
             user_entry["token"] = self.token
         config = {
-            "apiVersion": "v1", "kind": "Config", "preferences": {},
-            "clusters": [{"name": cluster, "cluster": {"server": self.server,
-                                                        "certificate-authority": str(self.ca)}}],
+            "apiVersion": "v1",
+            "kind": "Config",
+            "preferences": {},
+            "clusters": [{"name": cluster, "cluster": {"server": self.server, "certificate-authority": str(self.ca)}}],
             "users": [{"name": user, "user": user_entry}],
             "contexts": [{"name": f"{user}@{cluster}", "context": {"cluster": cluster, "user": user}}],
             "current-context": f"{user}@{cluster}",
@@ -150,8 +149,9 @@ class WatchStream:
                 if kind == "ERROR":
                     if obj.get("code") == 410:
                         raise WatchExpiredError(obj.get("message", "resource version too old"))
-                    raise KubeError(method="WATCH", path="", status=int(obj.get("code", 500)),
-                                    body=json.dumps(obj).encode())
+                    raise KubeError(
+                        method="WATCH", path="", status=int(obj.get("code", 500)), body=json.dumps(obj).encode()
+                    )
                 yield kind, obj
 
     def close(self) -> None:
@@ -175,29 +175,48 @@ class KubeClient:
         self._headers = {"Accept": "application/json", "User-Agent": "kvha-testbed"}
         if credentials.token:
             self._headers["Authorization"] = f"Bearer {credentials.token}"
-        self._pool = urllib3.PoolManager(num_pools=4, maxsize=pool_size, block=False, ssl_context=context,
-                                         retries=urllib3.Retry(total=3, connect=3, read=0, status=0,
-                                                               backoff_factor=0.2, allowed_methods=None))
+        self._pool = urllib3.PoolManager(
+            num_pools=4,
+            maxsize=pool_size,
+            block=False,
+            ssl_context=context,
+            retries=urllib3.Retry(total=3, connect=3, read=0, status=0, backoff_factor=0.2, allowed_methods=None),
+        )
 
     def close(self) -> None:
         self._pool.clear()
 
-    def request(self, method: str, path: str, *, query: Mapping[str, object] | None = None,
-                body: object = None, content_type: str = "application/json",
-                timeout: float | None = None, retry_connect: bool = True) -> Obj:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, object] | None = None,
+        body: object = None,
+        content_type: str = "application/json",
+        timeout: float | None = None,
+        retry_connect: bool = True,
+    ) -> Obj:
         url = self.credentials.server + path
         if query:
-            url += "?" + urlencode({k: str(v).lower() if isinstance(v, bool) else v
-                                    for k, v in query.items() if v is not None})
+            url += "?" + urlencode(
+                {k: str(v).lower() if isinstance(v, bool) else v for k, v in query.items() if v is not None}
+            )
         headers = dict(self._headers)
         data = None
         if body is not None:
             headers["Content-Type"] = content_type
             data = json.dumps(body).encode()
         # retries=None means the pool's policy; False means "fail at once" (startup probes).
-        response = self._pool.request(method, url, body=data, headers=headers,
-                                      timeout=timeout or self.timeout, preload_content=True,
-                                      retries=None if retry_connect else False)
+        response = self._pool.request(
+            method,
+            url,
+            body=data,
+            headers=headers,
+            timeout=timeout or self.timeout,
+            preload_content=True,
+            retries=None if retry_connect else False,
+        )
         if not 200 <= response.status < 300:
             raise KubeError(method=method, path=path, status=response.status, body=response.data)
         if not response.data:
@@ -234,11 +253,19 @@ class KubeClient:
 
     def apply(self, path: str, body: Obj, *, field_manager: str = FIELD_MANAGER) -> Obj:
         """Server-side apply (JSON is valid YAML, so the body goes as JSON)."""
-        return self.request("PATCH", path, body=body, content_type=APPLY,
-                            query={"fieldManager": field_manager, "force": True})
+        return self.request(
+            "PATCH", path, body=body, content_type=APPLY, query={"fieldManager": field_manager, "force": True}
+        )
 
-    def delete(self, path: str, *, grace_seconds: int | None = None, propagation: str | None = None,
-               uid: str | None = None, missing_ok: bool = True) -> Obj:
+    def delete(
+        self,
+        path: str,
+        *,
+        grace_seconds: int | None = None,
+        propagation: str | None = None,
+        uid: str | None = None,
+        missing_ok: bool = True,
+    ) -> Obj:
         options: Obj = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if grace_seconds is not None:
             options["gracePeriodSeconds"] = grace_seconds
@@ -253,28 +280,46 @@ class KubeClient:
                 return {}
             raise
 
-    def list(self, path: str, *, label_selector: str | None = None, field_selector: str | None = None,
-             limit: int = 500) -> tuple[list[Obj], str]:
+    def list(
+        self, path: str, *, label_selector: str | None = None, field_selector: str | None = None, limit: int = 500
+    ) -> tuple[list[Obj], str]:
         """All items (following continue tokens) and the list's resourceVersion."""
         items: list[Obj] = []
         token: str | None = None
         while True:
-            page = self.get(path, labelSelector=label_selector, fieldSelector=field_selector,
-                            limit=limit, **{"continue": token})
+            page = self.get(
+                path, labelSelector=label_selector, fieldSelector=field_selector, limit=limit, **{"continue": token}
+            )
             items.extend(page.get("items") or [])
             token = page.get("metadata", {}).get("continue")
             if not token:
                 return items, str(page.get("metadata", {}).get("resourceVersion", ""))
 
-    def watch(self, path: str, *, resource_version: str, label_selector: str | None = None,
-              field_selector: str | None = None, timeout_seconds: int = 300) -> WatchStream:
-        query = {"watch": "true", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
-                 "timeoutSeconds": timeout_seconds, "labelSelector": label_selector,
-                 "fieldSelector": field_selector}
+    def watch(
+        self,
+        path: str,
+        *,
+        resource_version: str,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        timeout_seconds: int = 300,
+    ) -> WatchStream:
+        query = {
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": timeout_seconds,
+            "labelSelector": label_selector,
+            "fieldSelector": field_selector,
+        }
         url = self.credentials.server + path + "?" + urlencode({k: v for k, v in query.items() if v})
         response = self._pool.request(
-            "GET", url, headers=dict(self._headers), preload_content=False,
-            timeout=urllib3.Timeout(connect=10, read=timeout_seconds + 30))
+            "GET",
+            url,
+            headers=dict(self._headers),
+            preload_content=False,
+            timeout=urllib3.Timeout(connect=10, read=timeout_seconds + 30),
+        )
         if response.status != 200:
             data = response.read()
             response.release_conn()

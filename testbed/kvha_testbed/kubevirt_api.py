@@ -26,17 +26,23 @@ NOT_REAL_CRDS = frozenset({"datavolumetemplatespecs.kubevirt.io"})
 # What virt-operator's generators (pkg/virt-operator/resource/generate/components/crds.go) add.
 _OPERATOR_EXTRAS: dict[str, dict[str, object]] = {
     "virtualmachines.kubevirt.io": {
-        "shortNames": ["vm", "vms"], "status": True,
-        "columns": [("Status", ".status.printableStatus"),
-                    ("Ready", ".status.conditions[?(@.type=='Ready')].status")],
+        "shortNames": ["vm", "vms"],
+        "status": True,
+        "columns": [("Status", ".status.printableStatus"), ("Ready", ".status.conditions[?(@.type=='Ready')].status")],
     },
     "virtualmachineinstances.kubevirt.io": {
-        "shortNames": ["vmi", "vmis"], "status": False,
-        "columns": [("Phase", ".status.phase"), ("NodeName", ".status.nodeName"),
-                    ("Ready", ".status.conditions[?(@.type=='Ready')].status")],
+        "shortNames": ["vmi", "vmis"],
+        "status": False,
+        "columns": [
+            ("Phase", ".status.phase"),
+            ("NodeName", ".status.nodeName"),
+            ("Ready", ".status.conditions[?(@.type=='Ready')].status"),
+        ],
     },
     "virtualmachineinstancemigrations.kubevirt.io": {
-        "shortNames": ["vmim", "vmims"], "status": True, "columns": [("Phase", ".status.phase")],
+        "shortNames": ["vmim", "vmims"],
+        "status": True,
+        "columns": [("Phase", ".status.phase")],
     },
     "virtualmachineinstancereplicasets.kubevirt.io": {"shortNames": ["vmirs", "vmirss"], "status": True},
     "virtualmachineinstancepresets.kubevirt.io": {"shortNames": ["vmipreset", "vmipresets"]},
@@ -69,13 +75,15 @@ def patch_for_virt_operator(crd: Obj) -> Obj:
 
 def kubevirt_crds(directory: Path) -> list[Obj]:
     """The real KubeVirt CRDs from the build cache, patched as virt-operator would install them."""
-    crds = [patch_for_virt_operator(crd) for crd in load_crds(yaml_files(directory))
-            if crd["metadata"]["name"] not in NOT_REAL_CRDS]
+    crds = [
+        patch_for_virt_operator(crd)
+        for crd in load_crds(yaml_files(directory))
+        if crd["metadata"]["name"] not in NOT_REAL_CRDS
+    ]
     names = {crd["metadata"]["name"] for crd in crds}
     for required in ("virtualmachines.kubevirt.io", "virtualmachineinstances.kubevirt.io"):
         if required not in names:
-            raise RuntimeError(f"{directory} has no {required}; "
-                               "rebuild with `kvha-testbed build kubevirt-crds`")
+            raise RuntimeError(f"{directory} has no {required}; rebuild with `kvha-testbed build kubevirt-crds`")
     return crds
 
 
@@ -83,26 +91,39 @@ def _vm_validation_policy() -> tuple[Obj, Obj]:
     """virt-api's run-strategy checks (vms-admitter.go validateRunStrategy) as CEL."""
     allowed = ", ".join(f"'{s}'" for s in VALID_RUN_STRATEGIES)
     policy = {
-        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
         "metadata": {"name": VM_VALIDATION_POLICY},
         "spec": {
             "failurePolicy": "Fail",
-            "matchConstraints": {"resourceRules": [{
-                "apiGroups": ["kubevirt.io"], "apiVersions": ["*"],
-                "operations": ["CREATE", "UPDATE"], "resources": ["virtualmachines"]}]},
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": ["kubevirt.io"],
+                        "apiVersions": ["*"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["virtualmachines"],
+                    }
+                ]
+            },
             "validations": [
-                {"expression": f"!has(object.spec.runStrategy) || object.spec.runStrategy in [{allowed}]",
-                 "messageExpression": "'Invalid RunStrategy (' + string(object.spec.runStrategy) + ')'",
-                 "reason": "Invalid"},
-                {"expression": "!(has(object.spec.running) && has(object.spec.runStrategy))",
-                 "message": "Running and RunStrategy are mutually exclusive. "
-                            "Note that Running is deprecated, please use RunStrategy instead",
-                 "reason": "Invalid"},
+                {
+                    "expression": f"!has(object.spec.runStrategy) || object.spec.runStrategy in [{allowed}]",
+                    "messageExpression": "'Invalid RunStrategy (' + string(object.spec.runStrategy) + ')'",
+                    "reason": "Invalid",
+                },
+                {
+                    "expression": "!(has(object.spec.running) && has(object.spec.runStrategy))",
+                    "message": "Running and RunStrategy are mutually exclusive. "
+                    "Note that Running is deprecated, please use RunStrategy instead",
+                    "reason": "Invalid",
+                },
             ],
         },
     }
     binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
         "metadata": {"name": VM_VALIDATION_POLICY},
         "spec": {"policyName": VM_VALIDATION_POLICY, "validationActions": ["Deny"]},
     }
@@ -112,7 +133,10 @@ def _vm_validation_policy() -> tuple[Obj, Obj]:
 def install_virt_api_validation(client: KubeClient) -> None:
     policy, binding = _vm_validation_policy()
     group = "admissionregistration.k8s.io"
-    client.apply(Resource(group, "v1", "validatingadmissionpolicies", namespaced=False)
-                 .path(name=VM_VALIDATION_POLICY), policy)
-    client.apply(Resource(group, "v1", "validatingadmissionpolicybindings", namespaced=False)
-                 .path(name=VM_VALIDATION_POLICY), binding)
+    client.apply(
+        Resource(group, "v1", "validatingadmissionpolicies", namespaced=False).path(name=VM_VALIDATION_POLICY), policy
+    )
+    client.apply(
+        Resource(group, "v1", "validatingadmissionpolicybindings", namespaced=False).path(name=VM_VALIDATION_POLICY),
+        binding,
+    )

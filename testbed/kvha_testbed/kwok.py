@@ -38,25 +38,36 @@ def node_ready(node: Obj) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-def node_manifest(name: str, *, cpu: str | int, memory: str, pods: int = 250,
-                  labels: Mapping[str, str] | None = None, annotations: Mapping[str, str] | None = None,
-                  taints: Sequence[Mapping[str, Any]] = ()) -> Obj:
+def node_manifest(
+    name: str,
+    *,
+    cpu: str | int,
+    memory: str,
+    pods: int = 250,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+    taints: Sequence[Mapping[str, Any]] = (),
+) -> Obj:
     """A Node object as a kubelet would register it, marked for kwok to manage.
 
     Capacity goes into `status` at creation (the API server keeps it) and the node-initialize
     stage reuses it, so the scheduler sees exactly these allocatable resources.
     """
-    resources = {"cpu": str(cpu), "memory": memory, "pods": str(pods), "ephemeral-storage": "500Gi",
-                 KVM_DEVICE: "1k"}
+    resources = {"cpu": str(cpu), "memory": memory, "pods": str(pods), "ephemeral-storage": "500Gi", KVM_DEVICE: "1k"}
     return {
-        "apiVersion": "v1", "kind": "Node",
+        "apiVersion": "v1",
+        "kind": "Node",
         "metadata": {
             "name": name,
-            "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-                       "kubernetes.io/arch": "amd64", "type": "kwok", **(labels or {}),
-                       MANAGED_LABEL: "true"},
-            "annotations": {"node.alpha.kubernetes.io/ttl": "0", "kwok.x-k8s.io/node": "fake",
-                            **(annotations or {})},
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "type": "kwok",
+                **(labels or {}),
+                MANAGED_LABEL: "true",
+            },
+            "annotations": {"node.alpha.kubernetes.io/ttl": "0", "kwok.x-k8s.io/node": "fake", **(annotations or {})},
         },
         "spec": {"taints": [dict(t) for t in taints]} if taints else {},
         "status": {"capacity": dict(resources), "allocatable": dict(resources)},
@@ -66,8 +77,7 @@ def node_manifest(name: str, *, cpu: str | int, memory: str, pods: int = 250,
 class Kwok:
     """The kwok controller process, configured for the plane it is attached to."""
 
-    def __init__(self, plane: ControlPlane, *, lease_duration_seconds: int = 8,
-                 stages_dir: Path = STAGES_DIR) -> None:
+    def __init__(self, plane: ControlPlane, *, lease_duration_seconds: int = 8, stages_dir: Path = STAGES_DIR) -> None:
         self.plane = plane
         self.lease_duration_seconds = lease_duration_seconds
         self.stages_dir = stages_dir
@@ -88,13 +98,17 @@ class Kwok:
         # HOME points into the workdir so a developer's ~/.kwok/kwok.yaml is never merged in.
         env = {**os.environ, "HOME": str(self.workdir)}
         argv = [
-            str(self.plane.assets.kwok), f"--kubeconfig={kubeconfig}", f"--config={config_path}",
+            str(self.plane.assets.kwok),
+            f"--kubeconfig={kubeconfig}",
+            f"--config={config_path}",
             f"--manage-nodes-with-label-selector={MANAGED_LABEL}=true",
             f"--node-lease-duration-seconds={self.lease_duration_seconds}",
-            f"--cidr={POD_CIDR}", f"--server-address=127.0.0.1:{port}",
+            f"--cidr={POD_CIDR}",
+            f"--server-address=127.0.0.1:{port}",
         ]
-        self.process = ManagedProcess(name="kwok", argv=argv, env=env,
-                                      log_path=self.plane.workdir / "logs" / "kwok.log").start()
+        self.process = ManagedProcess(
+            name="kwok", argv=argv, env=env, log_path=self.plane.workdir / "logs" / "kwok.log"
+        ).start()
         self.plane.processes["kwok"] = self.process
         process = self.process
 
@@ -102,8 +116,7 @@ class Kwok:
             process.check_alive()
             return http_ok(f"http://127.0.0.1:{port}/healthz")
 
-        wait_for(healthy, what="kwok to serve /healthz", timeout=timeout,
-                 show=lambda: process.log_tail(10))
+        wait_for(healthy, what="kwok to serve /healthz", timeout=timeout, show=lambda: process.log_tail(10))
         return self
 
     def stop(self) -> None:
@@ -112,26 +125,43 @@ class Kwok:
             self.plane.processes.pop("kwok", None)
 
     def _config(self) -> str:
-        docs: list[Obj] = [{
-            "apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokConfiguration",
-            # podsOnNodeSyncParallelism must be explicit: with a config file the default (1) is not
-            # applied, no worker re-lists a revived node's pods, and they stay NotReady forever.
-            "options": {"podPlayStageParallelism": 8, "nodePlayStageParallelism": 4,
-                        "nodeLeaseParallelism": 8, "podsOnNodeSyncParallelism": 2},
-        }]
+        docs: list[Obj] = [
+            {
+                "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+                "kind": "KwokConfiguration",
+                # podsOnNodeSyncParallelism must be explicit: with a config file the default (1) is not
+                # applied, no worker re-lists a revived node's pods, and they stay NotReady forever.
+                "options": {
+                    "podPlayStageParallelism": 8,
+                    "nodePlayStageParallelism": 4,
+                    "nodeLeaseParallelism": 8,
+                    "podsOnNodeSyncParallelism": 2,
+                },
+            }
+        ]
         for path in sorted(self.stages_dir.glob("*.yaml")):
             docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
         return yaml.safe_dump_all(docs, sort_keys=False)
 
     # ----------------------------------------------------------------------------- nodes
 
-    def add_node(self, name: str, *, cpu: str | int = 8, memory: str = "32Gi", pods: int = 250,
-                 labels: Mapping[str, str] | None = None, annotations: Mapping[str, str] | None = None,
-                 taints: Sequence[Mapping[str, Any]] = (), wait_ready: bool = True,
-                 timeout: float = 60.0) -> Obj:
+    def add_node(
+        self,
+        name: str,
+        *,
+        cpu: str | int = 8,
+        memory: str = "32Gi",
+        pods: int = 250,
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+        taints: Sequence[Mapping[str, Any]] = (),
+        wait_ready: bool = True,
+        timeout: float = 60.0,
+    ) -> Obj:
         """Register a kwok node; by default wait until it is Ready. Returns the Node object."""
-        manifest = node_manifest(name, cpu=cpu, memory=memory, pods=pods, labels=labels,
-                                 annotations=annotations, taints=taints)
+        manifest = node_manifest(
+            name, cpu=cpu, memory=memory, pods=pods, labels=labels, annotations=annotations, taints=taints
+        )
         self.client.create(NODES.path(), manifest)
         if not wait_ready:
             return self.client.get(NODES.path(name=name))
@@ -139,14 +169,16 @@ class Kwok:
 
     def wait_ready(self, name: str, *, timeout: float = 60.0) -> Obj:
         path = NODES.path(name=name)
-        return wait_for(lambda: (node if node_ready(node := self.client.get(path)) else None),
-                        what=f"node {name} to be Ready", timeout=timeout,
-                        show=lambda: self.client.get(path).get("status", {}).get("conditions"))
+        return wait_for(
+            lambda: node if node_ready(node := self.client.get(path)) else None,
+            what=f"node {name} to be Ready",
+            timeout=timeout,
+            show=lambda: self.client.get(path).get("status", {}).get("conditions"),
+        )
 
     def delete_node(self, name: str) -> None:
         self.client.delete(NODES.path(name=name))
 
     def set_managed(self, name: str, managed: bool) -> None:
         """Put kwok's label on or off a node: the switch behind power-off, partition and revive."""
-        self.client.patch(NODES.path(name=name),
-                          {"metadata": {"labels": {MANAGED_LABEL: "true" if managed else None}}})
+        self.client.patch(NODES.path(name=name), {"metadata": {"labels": {MANAGED_LABEL: "true" if managed else None}}})

@@ -8,17 +8,31 @@ from typing import Any
 Obj = dict[str, Any]
 
 
-def vm_manifest(name: str, *, namespace: str, cpu: int = 1, memory: str = "1Gi",
-                run_strategy: str | None = "Always", running: bool | None = None,
-                labels: Mapping[str, str] | None = None, annotations: Mapping[str, str] | None = None,
-                template_labels: Mapping[str, str] | None = None,
-                node_selector: Mapping[str, str] | None = None, tolerations: Sequence[Obj] = (),
-                affinity: Obj | None = None, priority_class: str | None = None,
-                termination_grace_seconds: int | None = None) -> Obj:
+def vm_manifest(
+    name: str,
+    *,
+    namespace: str,
+    cpu: int = 1,
+    memory: str = "1Gi",
+    run_strategy: str | None = "Always",
+    running: bool | None = None,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+    template_labels: Mapping[str, str] | None = None,
+    node_selector: Mapping[str, str] | None = None,
+    tolerations: Sequence[Obj] = (),
+    affinity: Obj | None = None,
+    priority_class: str | None = None,
+    termination_grace_seconds: int | None = None,
+) -> Obj:
     """A minimal valid kubevirt.io/v1 VirtualMachine: `cpu` cores, `memory` guest RAM, no disks."""
     spec: Obj = {
-        "domain": {"cpu": {"cores": cpu}, "memory": {"guest": memory},
-                   "resources": {"requests": {"memory": memory}}, "devices": {}},
+        "domain": {
+            "cpu": {"cores": cpu},
+            "memory": {"guest": memory},
+            "resources": {"requests": {"memory": memory}},
+            "devices": {},
+        },
     }
     if node_selector:
         spec["nodeSelector"] = dict(node_selector)
@@ -30,15 +44,21 @@ def vm_manifest(name: str, *, namespace: str, cpu: int = 1, memory: str = "1Gi",
         spec["priorityClassName"] = priority_class
     if termination_grace_seconds is not None:
         spec["terminationGracePeriodSeconds"] = termination_grace_seconds
-    vm_spec: Obj = {"template": {"metadata": {"labels": {"kubevirt.io/vm": name, **(template_labels or {})}},
-                                 "spec": spec}}
+    vm_spec: Obj = {
+        "template": {"metadata": {"labels": {"kubevirt.io/vm": name, **(template_labels or {})}}, "spec": spec}
+    }
     if run_strategy is not None:
         vm_spec["runStrategy"] = run_strategy
     if running is not None:
         vm_spec["running"] = running
     return {
-        "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
-        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels or {}),
-                     "annotations": dict(annotations or {})},
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachine",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": dict(labels or {}),
+            "annotations": dict(annotations or {}),
+        },
         "spec": vm_spec,
     }

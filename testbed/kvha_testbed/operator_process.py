@@ -28,9 +28,16 @@ def ensure_namespace(client: KubeClient, name: str = NAMESPACE) -> None:
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, *, identity: str = "kvha-0", namespace: str = NAMESPACE,
-                 lease_seconds: int = 6, env: Mapping[str, str] | None = None,
-                 log_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        *,
+        identity: str = "kvha-0",
+        namespace: str = NAMESPACE,
+        lease_seconds: int = 6,
+        env: Mapping[str, str] | None = None,
+        log_dir: Path | None = None,
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.identity = identity
         self.port = free_port()
@@ -51,18 +58,24 @@ class OperatorProcess:
         self.proc: ManagedProcess | None = None
 
     def start(self, *, wait_leader: bool = True, timeout: float = 60.0) -> OperatorProcess:
-        self.proc = ManagedProcess(name=f"kvha operator {self.identity}",
-                                   argv=[sys.executable, "-m", "kvha", "run", "--verbose"],
-                                   log_path=self.log_path, env=self.env).start()
-        wait_for(self._healthy, what=f"operator {self.identity} to serve /healthz", timeout=timeout,
-                 show=self.log_tail)
+        self.proc = ManagedProcess(
+            name=f"kvha operator {self.identity}",
+            argv=[sys.executable, "-m", "kvha", "run", "--verbose"],
+            log_path=self.log_path,
+            env=self.env,
+        ).start()
+        wait_for(self._healthy, what=f"operator {self.identity} to serve /healthz", timeout=timeout, show=self.log_tail)
         if wait_leader:
             self.wait_leader(timeout=timeout)
         return self
 
     def wait_leader(self, timeout: float = 60.0) -> None:
-        wait_for(lambda: self.metric("kvha_leader") == 1.0, what=f"operator {self.identity} to lead",
-                 timeout=timeout, show=self.log_tail)
+        wait_for(
+            lambda: self.metric("kvha_leader") == 1.0,
+            what=f"operator {self.identity} to lead",
+            timeout=timeout,
+            show=self.log_tail,
+        )
 
     def _healthy(self) -> bool:
         if self.proc is not None:

@@ -19,8 +19,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _VALIDITY = datetime.timedelta(days=30)
-_SERVING_NAMES = ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                  "kubernetes.default.svc.cluster.local")
+_SERVING_NAMES = (
+    "localhost",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
 
 
 @dataclass(frozen=True)
@@ -30,8 +35,9 @@ class KeyPair:
 
 
 def _write_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, path: Path) -> None:
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     path.chmod(0o600)
 
 
@@ -51,29 +57,52 @@ class CertificateAuthority:
         now = datetime.datetime.now(datetime.UTC)
         self._cert = (
             x509.CertificateBuilder()
-            .subject_name(_name(common_name)).issuer_name(_name(common_name))
-            .public_key(self._key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + _VALIDITY)
+            .subject_name(_name(common_name))
+            .issuer_name(_name(common_name))
+            .public_key(self._key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + _VALIDITY)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False,
-                                         encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
             .sign(self._key, hashes.SHA256())
         )
         self.pair = KeyPair(cert=directory / "ca.crt", key=directory / "ca.key")
         self.pair.cert.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
         _write_key(self._key, self.pair.key)
 
-    def _issue(self, *, stem: str, subject: x509.Name, usage: x509.ObjectIdentifier,
-               dns_names: tuple[str, ...] = (), ips: tuple[str, ...] = ()) -> KeyPair:
+    def _issue(
+        self,
+        *,
+        stem: str,
+        subject: x509.Name,
+        usage: x509.ObjectIdentifier,
+        dns_names: tuple[str, ...] = (),
+        ips: tuple[str, ...] = (),
+    ) -> KeyPair:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         builder = (
             x509.CertificateBuilder()
-            .subject_name(subject).issuer_name(self._cert.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + _VALIDITY)
+            .subject_name(subject)
+            .issuer_name(self._cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + _VALIDITY)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
@@ -88,8 +117,9 @@ class CertificateAuthority:
         return pair
 
     def serving(self, stem: str, *, ips: tuple[str, ...] = ("127.0.0.1",)) -> KeyPair:
-        return self._issue(stem=stem, subject=_name(stem), usage=ExtendedKeyUsageOID.SERVER_AUTH,
-                           dns_names=_SERVING_NAMES, ips=ips)
+        return self._issue(
+            stem=stem, subject=_name(stem), usage=ExtendedKeyUsageOID.SERVER_AUTH, dns_names=_SERVING_NAMES, ips=ips
+        )
 
     def client(self, user: str, groups: tuple[str, ...] = ()) -> KeyPair:
         stem = "user-" + "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in user)
@@ -100,7 +130,8 @@ def service_account_keys(directory: Path) -> KeyPair:
     """The RSA key pair the API server verifies and the controller-manager signs tokens with."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pair = KeyPair(cert=directory / "sa.pub", key=directory / "sa.key")
-    pair.cert.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                        serialization.PublicFormat.SubjectPublicKeyInfo))
+    pair.cert.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     _write_key(key, pair.key)
     return pair

@@ -71,8 +71,9 @@ class ControlPlane:
     def __init__(self, assets: Assets, config: PlaneConfig | None = None) -> None:
         self.assets = assets
         self.config = config or PlaneConfig()
-        self.workdir = Path(tempfile.mkdtemp(prefix="kvha-testbed-")) if self.config.workdir is None \
-            else self.config.workdir
+        self.workdir = (
+            Path(tempfile.mkdtemp(prefix="kvha-testbed-")) if self.config.workdir is None else self.config.workdir
+        )
         if self.config.workdir is None and not self.config.keep_workdir:
             remove_on_exit(self.workdir)  # even if the process is interrupted or terminated
         self.processes: dict[str, ManagedProcess] = {}
@@ -90,8 +91,9 @@ class ControlPlane:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop(keep_workdir=self.config.keep_workdir or exc is not None)
 
     def start(self) -> None:
@@ -125,41 +127,59 @@ class ControlPlane:
         self._mark("pki", started)
 
         etcd_port, etcd_peer = free_port(), free_port()
-        etcd = self._spawn("etcd", [
-            str(self.assets.etcd), "--name=default", f"--data-dir={self.workdir / 'etcd'}",
-            f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
-            f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
-            f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
-            f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
-            f"--initial-cluster=default=http://127.0.0.1:{etcd_peer}",
-            "--unsafe-no-fsync=true", "--log-level=warn", "--quota-backend-bytes=8589934592",
-        ])
+        etcd = self._spawn(
+            "etcd",
+            [
+                str(self.assets.etcd),
+                "--name=default",
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
+                f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
+                f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
+                f"--initial-cluster=default=http://127.0.0.1:{etcd_peer}",
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+                "--quota-backend-bytes=8589934592",
+            ],
+        )
         self._await(etcd, "/health answering", lambda: http_ok(f"http://127.0.0.1:{etcd_port}/health"))
         self._mark("etcd", started)
 
         api_port = free_port()
         self.server = f"https://127.0.0.1:{api_port}"
-        apiserver = self._spawn("kube-apiserver", [
-            str(self.assets.kube_apiserver),
-            f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={api_port}",
-            f"--tls-cert-file={serving.cert}", f"--tls-private-key-file={serving.key}",
-            f"--client-ca-file={self._ca.pair.cert}", f"--cert-dir={self.workdir / 'apiserver-certs'}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}", "--allow-privileged=true",
-            "--authorization-mode=Node,RBAC",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={sa_keys.cert}", f"--service-account-signing-key-file={sa_keys.key}",
-            # envtest does the same: with the ServiceAccount admission plugin a pod created right
-            # after its namespace fails until the controller-manager has made the "default" SA.
-            "--disable-admission-plugins=ServiceAccount",
-            f"--default-not-ready-toleration-seconds={self.config.not_ready_toleration_seconds}",
-            f"--default-unreachable-toleration-seconds={self.config.unreachable_toleration_seconds}",
-            # 127.0.0.1 is not a valid Endpoints address, so the kubernetes Service is not reconciled.
-            "--endpoint-reconciler-type=none", "--profiling=false", "--event-ttl=30m",
-            "--max-requests-inflight=800", "--max-mutating-requests-inflight=400",
-        ])
-        self._admin = Credentials(server=self.server, ca=self._ca.pair.cert, cert=admin_pair.cert,
-                                  key=admin_pair.key)
+        apiserver = self._spawn(
+            "kube-apiserver",
+            [
+                str(self.assets.kube_apiserver),
+                f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={api_port}",
+                f"--tls-cert-file={serving.cert}",
+                f"--tls-private-key-file={serving.key}",
+                f"--client-ca-file={self._ca.pair.cert}",
+                f"--cert-dir={self.workdir / 'apiserver-certs'}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--allow-privileged=true",
+                "--authorization-mode=Node,RBAC",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={sa_keys.cert}",
+                f"--service-account-signing-key-file={sa_keys.key}",
+                # envtest does the same: with the ServiceAccount admission plugin a pod created right
+                # after its namespace fails until the controller-manager has made the "default" SA.
+                "--disable-admission-plugins=ServiceAccount",
+                f"--default-not-ready-toleration-seconds={self.config.not_ready_toleration_seconds}",
+                f"--default-unreachable-toleration-seconds={self.config.unreachable_toleration_seconds}",
+                # 127.0.0.1 is not a valid Endpoints address, so the kubernetes Service is not reconciled.
+                "--endpoint-reconciler-type=none",
+                "--profiling=false",
+                "--event-ttl=30m",
+                "--max-requests-inflight=800",
+                "--max-mutating-requests-inflight=400",
+            ],
+        )
+        self._admin = Credentials(server=self.server, ca=self._ca.pair.cert, cert=admin_pair.cert, key=admin_pair.key)
         self._admin.write_kubeconfig(self.kubeconfig, user="kvha-testbed-admin")
         self._client = KubeClient(self._admin, pool_size=64)
         client = self._client
@@ -174,16 +194,21 @@ class ControlPlane:
         scheduler = self._start_scheduler()
         with ThreadPoolExecutor(max_workers=2) as pool:
             crds = pool.submit(self._install_apis, started)
-            self._await(controller_manager, "/healthz ok",
-                        lambda: _https_ok(f"https://127.0.0.1:{self._ports['kcm']}/healthz"))
-            self._await(scheduler, "/healthz ok",
-                        lambda: _https_ok(f"https://127.0.0.1:{self._ports['scheduler']}/healthz"))
+            self._await(
+                controller_manager, "/healthz ok", lambda: _https_ok(f"https://127.0.0.1:{self._ports['kcm']}/healthz")
+            )
+            self._await(
+                scheduler, "/healthz ok", lambda: _https_ok(f"https://127.0.0.1:{self._ports['scheduler']}/healthz")
+            )
             crds.result()
         self._mark("components-healthy", started)
         # Controllers run once the controller-manager has its per-controller service accounts; the
         # "default" service account in "default" is the first visible sign of that.
-        self._await(controller_manager, "serviceaccount controller to create default/default",
-                    lambda: client.get_or_none(SERVICE_ACCOUNTS.path("default", "default")) is not None)
+        self._await(
+            controller_manager,
+            "serviceaccount controller to create default/default",
+            lambda: client.get_or_none(SERVICE_ACCOUNTS.path("default", "default")) is not None,
+        )
         self._mark("ready", started)
 
     def _install_apis(self, started: float) -> None:
@@ -203,10 +228,12 @@ class ControlPlane:
         """Admission policies load asynchronously; probe with a dry-run until "Sometimes" is refused."""
         assert self._client is not None
         client = self._client
-        probe = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
-                 "metadata": {"name": "policy-probe", "namespace": "default"},
-                 "spec": {"runStrategy": "Sometimes",
-                          "template": {"spec": {"domain": {"devices": {}}}}}}
+        probe = {
+            "apiVersion": "kubevirt.io/v1",
+            "kind": "VirtualMachine",
+            "metadata": {"name": "policy-probe", "namespace": "default"},
+            "spec": {"runStrategy": "Sometimes", "template": {"spec": {"domain": {"devices": {}}}}},
+        }
 
         def refused() -> bool:
             try:
@@ -215,54 +242,74 @@ class ControlPlane:
                 return "Invalid RunStrategy" in error.message
             return False
 
-        self._await(self.processes["kube-apiserver"], "the virt-api validation policy to take effect",
-                    refused)
+        self._await(self.processes["kube-apiserver"], "the virt-api validation policy to take effect", refused)
 
     def _start_controller_manager(self, *, sa_key: Path) -> ManagedProcess:
         assert self._ca is not None
         self._ports["kcm"] = free_port()
         kubeconfig = self.mint_kubeconfig("system:kube-controller-manager")
         grace = self.config.node_monitor_grace_period
-        return self._spawn("kube-controller-manager", [
-            str(self.assets.kube_controller_manager),
-            f"--kubeconfig={kubeconfig}", f"--authentication-kubeconfig={kubeconfig}",
-            f"--authorization-kubeconfig={kubeconfig}",
-            "--bind-address=127.0.0.1", f"--secure-port={self._ports['kcm']}",
-            f"--cert-dir={self.workdir / 'kcm-certs'}", "--leader-elect=false",
-            "--controllers=*," + ",".join(f"-{name}" for name in _CLOUD_CONTROLLERS),
-            "--use-service-account-credentials=true",
-            f"--service-account-private-key-file={sa_key}", f"--root-ca-file={self._ca.pair.cert}",
-            f"--cluster-signing-cert-file={self._ca.pair.cert}",
-            f"--cluster-signing-key-file={self._ca.pair.key}",
-            "--node-monitor-period=1s", f"--node-monitor-grace-period={grace}s",
-            f"--kube-api-qps={self.config.component_qps}",
-            f"--kube-api-burst={self.config.component_qps * 2}",
-        ])
+        return self._spawn(
+            "kube-controller-manager",
+            [
+                str(self.assets.kube_controller_manager),
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={self._ports['kcm']}",
+                f"--cert-dir={self.workdir / 'kcm-certs'}",
+                "--leader-elect=false",
+                "--controllers=*," + ",".join(f"-{name}" for name in _CLOUD_CONTROLLERS),
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={sa_key}",
+                f"--root-ca-file={self._ca.pair.cert}",
+                f"--cluster-signing-cert-file={self._ca.pair.cert}",
+                f"--cluster-signing-key-file={self._ca.pair.key}",
+                "--node-monitor-period=1s",
+                f"--node-monitor-grace-period={grace}s",
+                f"--kube-api-qps={self.config.component_qps}",
+                f"--kube-api-burst={self.config.component_qps * 2}",
+            ],
+        )
 
     def _start_scheduler(self) -> ManagedProcess:
         self._ports["scheduler"] = free_port()
         kubeconfig = self.mint_kubeconfig("system:kube-scheduler")
         config_path = self.workdir / "scheduler.yaml"
-        config_path.write_text(yaml.safe_dump({
-            "apiVersion": "kubescheduler.config.k8s.io/v1", "kind": "KubeSchedulerConfiguration",
-            "clientConnection": {"kubeconfig": str(kubeconfig), "qps": self.config.component_qps,
-                                 "burst": self.config.component_qps * 2},
-            "leaderElection": {"leaderElect": False},
-        }))
-        return self._spawn("kube-scheduler", [
-            str(self.assets.kube_scheduler), f"--config={config_path}",
-            f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
-            "--bind-address=127.0.0.1", f"--secure-port={self._ports['scheduler']}",
-            f"--cert-dir={self.workdir / 'scheduler-certs'}",
-        ])
+        config_path.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "kubescheduler.config.k8s.io/v1",
+                    "kind": "KubeSchedulerConfiguration",
+                    "clientConnection": {
+                        "kubeconfig": str(kubeconfig),
+                        "qps": self.config.component_qps,
+                        "burst": self.config.component_qps * 2,
+                    },
+                    "leaderElection": {"leaderElect": False},
+                }
+            )
+        )
+        return self._spawn(
+            "kube-scheduler",
+            [
+                str(self.assets.kube_scheduler),
+                f"--config={config_path}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={self._ports['scheduler']}",
+                f"--cert-dir={self.workdir / 'scheduler-certs'}",
+            ],
+        )
 
     def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
         proc = ManagedProcess(name=name, argv=argv, log_path=self.workdir / "logs" / f"{name}.log").start()
         self.processes[name] = proc
         return proc
 
-    def _await(self, proc: ManagedProcess, what: str, probe: Callable[[], bool],
-               timeout: float | None = None) -> None:
+    def _await(self, proc: ManagedProcess, what: str, probe: Callable[[], bool], timeout: float | None = None) -> None:
         """Poll `probe` while `proc` lives; fail fast with the log tail if it dies or times out."""
         deadline = time.monotonic() + (timeout or self.config.start_timeout)
         last_error = ""
@@ -275,8 +322,10 @@ class ControlPlane:
             except (OSError, KubeError, urllib3.exceptions.HTTPError) as error:
                 last_error = f"{type(error).__name__}: {error}"
             if time.monotonic() > deadline:
-                raise proc.failure(f"did not get to {what} in {timeout or self.config.start_timeout:.0f}s "
-                                   f"(last probe error: {last_error or 'none'})")
+                raise proc.failure(
+                    f"did not get to {what} in {timeout or self.config.start_timeout:.0f}s "
+                    f"(last probe error: {last_error or 'none'})"
+                )
             time.sleep(0.1)
 
     def _mark(self, step: str, started: float) -> None:
@@ -312,8 +361,9 @@ class ControlPlane:
         path = self.workdir / "kubeconfigs" / f"{pair.cert.stem}.kubeconfig"
         return creds.write_kubeconfig(path, user=user)
 
-    def serviceaccount_kubeconfig(self, namespace: str, name: str, *, create: bool = True,
-                                  expiration_seconds: int = 24 * 3600) -> Path:
+    def serviceaccount_kubeconfig(
+        self, namespace: str, name: str, *, create: bool = True, expiration_seconds: int = 24 * 3600
+    ) -> Path:
         """A kubeconfig authenticating as a ServiceAccount via a TokenRequest-issued token.
 
         Creates the namespace and ServiceAccount if missing (unless `create=False`); grants nothing,
@@ -323,14 +373,18 @@ class ControlPlane:
         if create:
             client.create_or_get(NAMESPACES.path(), {"metadata": {"name": namespace}})
             client.create_or_get(SERVICE_ACCOUNTS.path(namespace), {"metadata": {"name": name}})
-        review = client.create(SERVICE_ACCOUNTS.path(namespace, name, "token"), {
-            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-            "spec": {"expirationSeconds": expiration_seconds}})
+        review = client.create(
+            SERVICE_ACCOUNTS.path(namespace, name, "token"),
+            {
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenRequest",
+                "spec": {"expirationSeconds": expiration_seconds},
+            },
+        )
         token = review["status"]["token"]
         creds = Credentials(server=self.server, ca=self.admin_credentials.ca, token=token)
         user = f"system:serviceaccount:{namespace}:{name}"
-        return creds.write_kubeconfig(self.workdir / "kubeconfigs" / f"sa-{namespace}-{name}.kubeconfig",
-                                      user=user)
+        return creds.write_kubeconfig(self.workdir / "kubeconfigs" / f"sa-{namespace}-{name}.kubeconfig", user=user)
 
     def kubernetes_client(self, kubeconfig: Path | None = None, *, pool_size: int = 32) -> Any:
         """An official `kubernetes.client.ApiClient` for a kubeconfig (default: admin), big pool."""
@@ -338,13 +392,16 @@ class ControlPlane:
 
         configuration = kubernetes.client.Configuration()
         kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=str(kubeconfig or self.kubeconfig), client_configuration=configuration)
+            config_file=str(kubeconfig or self.kubeconfig), client_configuration=configuration
+        )
         configuration.connection_pool_maxsize = pool_size
         return kubernetes.client.ApiClient(configuration)
 
     def summary(self) -> str:
-        lines = [f"control plane at {self.server} (workdir {self.workdir})",
-                 f"  start timings (s since start): {self.timings}"]
+        lines = [
+            f"control plane at {self.server} (workdir {self.workdir})",
+            f"  start timings (s since start): {self.timings}",
+        ]
         lines += [f"  {name}: pid {proc.pid}, log {proc.log_path}" for name, proc in self.processes.items()]
         return "\n".join(lines)
 

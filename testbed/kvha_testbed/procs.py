@@ -65,8 +65,15 @@ def tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
 class ManagedProcess:
     """One long-running child with a log file; registered for cleanup until stopped."""
 
-    def __init__(self, *, name: str, argv: Sequence[str], log_path: Path,
-                 env: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
@@ -87,8 +94,13 @@ class ManagedProcess:
             log.write(f"$ {' '.join(self.argv)}\n".encode())
             log.flush()
             self._popen = subprocess.Popen(
-                self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self._env, cwd=self._cwd, start_new_session=True,
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self._env,
+                cwd=self._cwd,
+                start_new_session=True,
                 preexec_fn=preexec,  # noqa: PLW1509 - only prctl, only from the main thread (see above)
             )
         _REGISTRY.add(self)
@@ -104,7 +116,8 @@ class ManagedProcess:
         """An error naming the process, its state and the tail of its log."""
         state = "running" if self.alive() else f"exited with {self._popen.returncode if self._popen else '?'}"
         return ProcessFailedError(
-            f"{self.name} {problem} ({state}); log {self.log_path}, last lines:\n{self.log_tail()}")
+            f"{self.name} {problem} ({state}); log {self.log_path}, last lines:\n{self.log_tail()}"
+        )
 
     def check_alive(self) -> None:
         if not self.alive():

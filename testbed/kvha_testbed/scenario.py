@@ -75,8 +75,11 @@ class Scenario:
     def __post_init__(self) -> None:
         ctx = self.bed.sim.ctx
         self._previous_sim_config = ctx.config
-        ctx.config = replace(ctx.config, heartbeat_timeout=self.kubevirt_heartbeat_timeout,
-                             eviction_toleration_seconds=self.eviction_toleration_seconds)
+        ctx.config = replace(
+            ctx.config,
+            heartbeat_timeout=self.kubevirt_heartbeat_timeout,
+            eviction_toleration_seconds=self.eviction_toleration_seconds,
+        )
 
     @property
     def kube(self) -> KubeClient:
@@ -104,8 +107,9 @@ class Scenario:
         annotations = dict(kwargs.pop("annotations", {}))
         if priority:
             annotations["kvha.io/restart-priority"] = priority
-        self.kube.create(VMS.path(self.namespace),
-                         vm_manifest(name, namespace=self.namespace, annotations=annotations, **kwargs))
+        self.kube.create(
+            VMS.path(self.namespace), vm_manifest(name, namespace=self.namespace, annotations=annotations, **kwargs)
+        )
 
     def operator(self, identity: str = "kvha-0", *, kubeconfig: Path | None = None, **kwargs: Any) -> OperatorProcess:
         """The operator as admin, or as whoever `kubeconfig` names (for example the chart's
@@ -131,8 +135,12 @@ class Scenario:
                 return found[0]
             return None
 
-        return wait_for(probe, what=f"a NodeFailover of {self.policy_name} in phase {wanted or 'any'}",
-                        timeout=timeout, show=self._diagnose)
+        return wait_for(
+            probe,
+            what=f"a NodeFailover of {self.policy_name} in phase {wanted or 'any'}",
+            timeout=timeout,
+            show=self._diagnose,
+        )
 
     def policy_status(self) -> Obj:
         return self.kube.get(f"{HAPOLICIES}/{self.policy_name}").get("status") or {}
@@ -146,8 +154,10 @@ class Scenario:
         return vmi["metadata"]["uid"] if vmi else None
 
     def _diagnose(self) -> object:
-        return {"failovers": [f.get("status") for f in self.failovers()],
-                "operator": [op.log_tail(25) for op in self.operators]}
+        return {
+            "failovers": [f.get("status") for f in self.failovers()],
+            "operator": [op.log_tail(25) for op in self.operators],
+        }
 
     def cleanup(self) -> None:
         if self._previous_sim_config is not None:

@@ -53,8 +53,9 @@ class Testbed:
     def __enter__(self) -> Testbed:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop(keep_workdir=exc is not None)
 
     def start(self) -> Testbed:
@@ -144,17 +145,32 @@ class Testbed:
 
     # ----------------------------------------------------------------------------- nodes and VMs
 
-    def add_node(self, name: str, *, cpu: str | int = 8, memory: str = "32Gi",
-                 labels: Mapping[str, str] | None = None, taints: Sequence[Mapping[str, Any]] = (),
-                 timeout: float = 60.0) -> Obj:
+    def add_node(
+        self,
+        name: str,
+        *,
+        cpu: str | int = 8,
+        memory: str = "32Gi",
+        labels: Mapping[str, str] | None = None,
+        taints: Sequence[Mapping[str, Any]] = (),
+        timeout: float = 60.0,
+    ) -> Obj:
         """A kwok node, Ready and marked schedulable by the simulated virt-handler."""
         _, kwok, sim, _ = self._require()
         kwok.add_node(name, cpu=cpu, memory=memory, labels=labels, taints=taints, timeout=timeout)
         sim.nodes.beat_now(name)
         return wait_for(
-            lambda: (n if ((n := self.client.get(NODES.path(name=name)))["metadata"].get("labels") or {})
-                     .get(SCHEDULABLE_LABEL) == "true" else None),
-            what=f"virt-handler to mark {name} {SCHEDULABLE_LABEL}=true", timeout=timeout)
+            lambda: (
+                n
+                if ((n := self.client.get(NODES.path(name=name)))["metadata"].get("labels") or {}).get(
+                    SCHEDULABLE_LABEL
+                )
+                == "true"
+                else None
+            ),
+            what=f"virt-handler to mark {name} {SCHEDULABLE_LABEL}=true",
+            timeout=timeout,
+        )
 
     def vm(self, namespace: str, name: str) -> Obj | None:
         return self.client.get_or_none(VMS.path(namespace, name))
@@ -164,24 +180,38 @@ class Testbed:
 
     def wait_vm_status(self, namespace: str, name: str, printable: str, *, timeout: float = 60.0) -> Obj:
         """Wait for VM status.printableStatus (Running, Stopped, ErrorUnschedulable, ...)."""
+
         def probe() -> Obj | None:
             vm = self.vm(namespace, name)
             return vm if vm and (vm.get("status") or {}).get("printableStatus") == printable else None
-        return wait_for(probe, what=f"VM {namespace}/{name} to be {printable}", timeout=timeout,
-                        show=lambda: ((self.vm(namespace, name) or {}).get("status"),
-                                      (self.vmi(namespace, name) or {}).get("status")))
 
-    def wait_vmi_phase(self, namespace: str, name: str, wanted: str, *, timeout: float = 60.0,
-                       uid_not: str | None = None) -> Obj:
+        return wait_for(
+            probe,
+            what=f"VM {namespace}/{name} to be {printable}",
+            timeout=timeout,
+            show=lambda: (
+                (self.vm(namespace, name) or {}).get("status"),
+                (self.vmi(namespace, name) or {}).get("status"),
+            ),
+        )
+
+    def wait_vmi_phase(
+        self, namespace: str, name: str, wanted: str, *, timeout: float = 60.0, uid_not: str | None = None
+    ) -> Obj:
         """Wait for the VMI to reach a phase (optionally: a VMI other than the one with `uid_not`)."""
+
         def probe() -> Obj | None:
             vmi = self.vmi(namespace, name)
             if vmi is None or phase(vmi) != wanted or vmi["metadata"]["uid"] == uid_not:
                 return None
             return vmi
-        return wait_for(probe, what=f"VMI {namespace}/{name} to be {wanted}"
-                        + (f" (a new one, not uid {uid_not})" if uid_not else ""), timeout=timeout,
-                        show=lambda: (self.vmi(namespace, name) or {}).get("status"))
+
+        return wait_for(
+            probe,
+            what=f"VMI {namespace}/{name} to be {wanted}" + (f" (a new one, not uid {uid_not})" if uid_not else ""),
+            timeout=timeout,
+            show=lambda: (self.vmi(namespace, name) or {}).get("status"),
+        )
 
     def summary(self) -> str:
         plane, *_ = self._require()

@@ -44,8 +44,12 @@ def from_failover(failover: dict[str, Any], *, failed_at: datetime) -> IncidentT
     status = failover.get("status") or {}
     vms = tuple(
         VMTimeline(
-            name=e["name"], priority=e["priority"], state=e["state"], new_node=e.get("node"),
-            restarted=_since(failed_at, e.get("restartedAt")), running=_since(failed_at, e.get("runningAt")),
+            name=e["name"],
+            priority=e["priority"],
+            state=e["state"],
+            new_node=e.get("node"),
+            restarted=_since(failed_at, e.get("restartedAt")),
+            running=_since(failed_at, e.get("runningAt")),
             reason=e.get("reason"),
         )
         for e in status.get("vms", [])
@@ -76,8 +80,10 @@ def render_table(timeline: IncidentTimeline) -> str:
     order = {"Highest": 0, "High": 1, "Medium": 2, "Low": 3, "Lowest": 4, "Disabled": 5}
     for vm in sorted(timeline.vms, key=lambda v: (order.get(v.priority, 9), v.running or 1e9, v.name)):
         state = vm.state if not vm.reason or vm.state == "Running" else f"{vm.state}: {vm.reason}"
-        lines.append(f"  {vm.name:<14} {vm.priority:<9} {_fmt(vm.restarted):>10} {_fmt(vm.running):>9}  "
-                     f"{vm.new_node or '-':<22} {state}")
+        lines.append(
+            f"  {vm.name:<14} {vm.priority:<9} {_fmt(vm.restarted):>10} {_fmt(vm.running):>9}  "
+            f"{vm.new_node or '-':<22} {state}"
+        )
     return "\n".join(lines)
 
 

@@ -21,8 +21,14 @@ class WaitTimeoutError(AssertionError):
     """Raised when a condition did not hold in time (an AssertionError so pytest shows it plainly)."""
 
 
-def wait_for(probe: Callable[[], T | None], *, what: str, timeout: float = DEFAULT_TIMEOUT,
-             interval: float = 0.2, show: Callable[[], object] | None = None) -> T:
+def wait_for(
+    probe: Callable[[], T | None],
+    *,
+    what: str,
+    timeout: float = DEFAULT_TIMEOUT,
+    interval: float = 0.2,
+    show: Callable[[], object] | None = None,
+) -> T:
     """Call `probe` until it returns something truthy, and return that.
 
     `what` completes the sentence "timed out waiting for ...". Exceptions from the probe count as
@@ -50,7 +56,8 @@ def wait_for(probe: Callable[[], T | None], *, what: str, timeout: float = DEFAU
                     context = f"\ncontext unavailable: {error}"
             raise WaitTimeoutError(
                 f"timed out after {time.monotonic() - started:.1f}s waiting for {what}; "
-                f"last probe result: {last!r}{context}")
+                f"last probe result: {last!r}{context}"
+            )
         time.sleep(interval)
 
 

@@ -15,7 +15,13 @@ pytestmark = pytest.mark.e2e
 
 @pytest.mark.timeout(60 * 60)
 def test_stopped_worker_vms_come_back() -> None:
-    result = subprocess.run(["bash", str(ROOT / "hack" / "kind-e2e.sh")], cwd=ROOT, check=False,
-                            capture_output=True, text=True, timeout=60 * 60)
+    result = subprocess.run(
+        ["bash", str(ROOT / "hack" / "kind-e2e.sh")],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60 * 60,
+    )
     assert result.returncode == 0, f"hack/kind-e2e.sh failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     assert "VMs running" in result.stdout

@@ -78,8 +78,9 @@ def test_defaults_in_the_crd_match_the_model_defaults() -> None:
 
 
 def test_cel_rules_carry_readable_messages() -> None:
-    fencing = crdgen.crd(crdgen.HAPOLICY)["spec"]["versions"][0]["schema"]["openAPIV3Schema"][
-        "properties"]["spec"]["properties"]["fencing"]
+    fencing = crdgen.crd(crdgen.HAPOLICY)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
+        "properties"
+    ]["fencing"]
     messages = [rule["message"] for rule in fencing["x-kubernetes-validations"]]
     assert any("allowUnfencedRestart" in m for m in messages)
     assert any("remediationTemplate" in m for m in messages)

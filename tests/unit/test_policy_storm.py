@@ -14,18 +14,39 @@ ENDED = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 def _healthy(name: str) -> NodeView:
     ready = NodeCondition("Ready", "True", ENDED - timedelta(hours=1), ENDED)
-    return NodeView(name=name, conditions=(ready,), allocatable_cpu_millis=8000,
-                    allocatable_memory_bytes=2**35, labels={"kubevirt.io/schedulable": "true"})
+    return NodeView(
+        name=name,
+        conditions=(ready,),
+        allocatable_cpu_millis=8000,
+        allocatable_memory_bytes=2**35,
+        labels={"kubevirt.io/schedulable": "true"},
+    )
 
 
 def _after_storm(now: datetime) -> HAPolicyStatus:
-    cooling = Condition(type="StormGuardActive", status="True", reason="TooManyUnhealthyNodes",
-                        message="cooling down", last_transition_time=ENDED - timedelta(minutes=2))
+    cooling = Condition(
+        type="StormGuardActive",
+        status="True",
+        reason="TooManyUnhealthyNodes",
+        message="cooling down",
+        last_transition_time=ENDED - timedelta(minutes=2),
+    )
     status = HAPolicyStatus(conditions=[cooling], storm_ended_at=ENDED)
     snap = PolicySnapshot(
-        name="p", generation=1, policy=HAPolicySpec.model_validate({"stormGuard": {"cooldown": "5m"}}),
-        invalid_message=None, status=status, nodes=[_healthy(f"n{i}") for i in range(3)], leases={}, vms=[],
-        namespace_labels={}, vmis={}, pods=[], launcher_pods={}, failovers=[], now=now,
+        name="p",
+        generation=1,
+        policy=HAPolicySpec.model_validate({"stormGuard": {"cooldown": "5m"}}),
+        invalid_message=None,
+        status=status,
+        nodes=[_healthy(f"n{i}") for i in range(3)],
+        leases={},
+        vms=[],
+        namespace_labels={},
+        vmis={},
+        pods=[],
+        launcher_pods={},
+        failovers=[],
+        now=now,
     )
     return evaluate_policy(snap).status
 

@@ -68,9 +68,12 @@ async def _perform(kube: Kube, action: Action, *, failover: str) -> None:
         case CreateRemediation():
             await _create_remediation(kube, action, failover=failover)
         case DeleteRemediation(name=name, template=template):
-            await kube.delete_object(api_version=template.api_version,
-                                     plural=plural_of(_remediation_kind(template.kind)),
-                                     name=name, namespace=template.namespace)
+            await kube.delete_object(
+                api_version=template.api_version,
+                plural=plural_of(_remediation_kind(template.kind)),
+                name=name,
+                namespace=template.namespace,
+            )
         case RestartVM():
             await _restart(kube, action)
 
@@ -83,8 +86,12 @@ async def _create_remediation(kube: Kube, action: CreateRemediation, *, failover
     """Create the remediation object from the template's spec.template, named after the node
     (the medik8s convention that remediators rely on)."""
     template = action.template
-    source = await kube.get_object(api_version=template.api_version, plural=plural_of(template.kind),
-                                   name=template.name, namespace=template.namespace)
+    source = await kube.get_object(
+        api_version=template.api_version,
+        plural=plural_of(template.kind),
+        name=template.name,
+        namespace=template.namespace,
+    )
     if source is None:
         raise RuntimeError(f"remediation template {template.kind} {template.namespace}/{template.name} not found")
     spec: dict[str, Any] = ((source.get("spec") or {}).get("template") or {}).get("spec") or {}
@@ -100,8 +107,9 @@ async def _create_remediation(kube: Kube, action: CreateRemediation, *, failover
         },
         "spec": spec,
     }
-    await kube.create_object(api_version=template.api_version, plural=plural_of(kind), body=body,
-                             namespace=template.namespace)
+    await kube.create_object(
+        api_version=template.api_version, plural=plural_of(kind), body=body, namespace=template.namespace
+    )
 
 
 async def _restart(kube: Kube, action: RestartVM) -> None:
@@ -111,5 +119,9 @@ async def _restart(kube: Kube, action: RestartVM) -> None:
     for pod in action.launcher_pods:
         await kube.force_delete_pod(action.namespace, pod)
     if action.vmi_uid:
-        await kube.mark_vmi_failed(action.namespace, action.vmi_name, action.vmi_uid,
-                                   f"node {action.from_node} failed and was fenced; restarted by kvha")
+        await kube.mark_vmi_failed(
+            action.namespace,
+            action.vmi_name,
+            action.vmi_uid,
+            f"node {action.from_node} failed and was fenced; restarted by kvha",
+        )

@@ -37,8 +37,13 @@ def capacity_for_protected(*, protected: Sequence[ProtectedVM], nodes: Sequence[
     by_node: dict[str, list[Candidate]] = {}
     for item, (cpu, memory) in zip(protected, requests, strict=True):
         if item.node in worst:
-            by_node.setdefault(item.node, []).append(Candidate(
-                key=item.vm.key, cpu_millis=cpu, memory_bytes=memory,
-                placement=launcher_placement(item.vm, item.pod), priority=item.priority,
-            ))
+            by_node.setdefault(item.node, []).append(
+                Candidate(
+                    key=item.vm.key,
+                    cpu_millis=cpu,
+                    memory_bytes=memory,
+                    placement=launcher_placement(item.vm, item.pod),
+                    priority=item.priority,
+                )
+            )
     return failover_capacity(protected_by_node=by_node, nodes=nodes, limit=limit)

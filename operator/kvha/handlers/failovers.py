@@ -40,7 +40,13 @@ def _unfinished(status: kopf.Status, **_: Any) -> bool:
 
 @kopf.timer(GROUP, VERSION, "nodefailovers", interval=SETTINGS.failover_interval, when=_unfinished)
 async def drive_failover(
-    *, name: str, body: kopf.Body, spec: kopf.Spec, status: kopf.Status, memo: Any, **kwargs: Any,
+    *,
+    name: str,
+    body: kopf.Body,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    memo: Any,
+    **kwargs: Any,
 ) -> None:
     kube: Kube = memo.kube
     ix = Indices.of(kwargs)
@@ -55,27 +61,32 @@ async def drive_failover(
     leases = by_key(ix.leases)
     pods = list(values(ix.pods_by_node))
     namespaces = by_key(ix.namespaces)
-    vms = {vm.key: vm for vm in values(ix.vms)
-           if policy is not None and selects(policy, vm, namespaces.get(vm.namespace, {}))}
+    vms = {
+        vm.key: vm
+        for vm in values(ix.vms)
+        if policy is not None and selects(policy, vm, namespaces.get(vm.namespace, {}))
+    }
     claims = by_key(ix.claims)
     healthy = healthy_nodes(nodes=nodes, leases=leases, policy=policy, now=now) if policy else []
-    step = advance_incident(IncidentSnapshot(
-        name=name,
-        spec=failover_spec,
-        status=current,
-        policy=policy,
-        node=first(ix.nodes, node_name),
-        lease=leases.get(node_name),
-        storm=_storm(policy_status),
-        remediation=await _remediation(kube, policy, current, node_name),
-        pods_on_node=list(ix.pods_by_node.get(node_name, [])),
-        vms=vms,
-        vmis=vm_keyed(by_key(ix.vmis)),
-        launcher_pods=grouped(ix.launchers),
-        nodes=node_capacities(nodes=healthy, pods=pods, exclude={node_name}),
-        unfenced_safe={key for key, vm in vms.items() if unfenced_safe(vm, claims)},
-        now=now,
-    ))
+    step = advance_incident(
+        IncidentSnapshot(
+            name=name,
+            spec=failover_spec,
+            status=current,
+            policy=policy,
+            node=first(ix.nodes, node_name),
+            lease=leases.get(node_name),
+            storm=_storm(policy_status),
+            remediation=await _remediation(kube, policy, current, node_name),
+            pods_on_node=list(ix.pods_by_node.get(node_name, [])),
+            vms=vms,
+            vmis=vm_keyed(by_key(ix.vmis)),
+            launcher_pods=grouped(ix.launchers),
+            nodes=node_capacities(nodes=healthy, pods=pods, exclude={node_name}),
+            unfenced_safe={key for key, vm in vms.items() if unfenced_safe(vm, claims)},
+            now=now,
+        )
+    )
     new_status = step.status.model_copy(update={"finished": step.finished}).to_api()
     if new_status != dict(status):
         await kube.patch_status("nodefailovers", name, new_status)  # write-ahead, then act
@@ -90,13 +101,20 @@ def _storm(policy_status: HAPolicyStatus) -> StormState:
     """The storm guard as the policy last evaluated it (True also during the cooldown)."""
     active = condition_status(policy_status.conditions, COND_STORM_GUARD) == "True"
     message = next((c.message for c in policy_status.conditions if c.type == COND_STORM_GUARD), "")
-    return StormState(active=active, limit=0, unhealthy=policy_status.unhealthy_nodes,
-                      watched=policy_status.watched_nodes, ended_at=policy_status.storm_ended_at,
-                      cooling_until=None, message=message)
+    return StormState(
+        active=active,
+        limit=0,
+        unhealthy=policy_status.unhealthy_nodes,
+        watched=policy_status.watched_nodes,
+        ended_at=policy_status.storm_ended_at,
+        cooling_until=None,
+        message=message,
+    )
 
 
-async def _remediation(kube: Kube, policy: HAPolicySpec | None, status: NodeFailoverStatus,
-                       node: str) -> RemediationObservation | None:
+async def _remediation(
+    kube: Kube, policy: HAPolicySpec | None, status: NodeFailoverStatus, node: str
+) -> RemediationObservation | None:
     """One GET of the remediation object, only when the Remediation strategy is in play."""
     if policy is None or policy.fencing.strategy is not FencingStrategy.REMEDIATION:
         return None
@@ -104,9 +122,12 @@ async def _remediation(kube: Kube, policy: HAPolicySpec | None, status: NodeFail
     if template is None or (status.finished):
         return None
     name = (status.fencing.remediation_name if status.fencing else None) or node
-    obj = await kube.get_object(api_version=template.api_version,
-                                plural=plural_of(template.kind.removesuffix("Template")),
-                                name=name, namespace=template.namespace)
+    obj = await kube.get_object(
+        api_version=template.api_version,
+        plural=plural_of(template.kind.removesuffix("Template")),
+        name=name,
+        namespace=template.namespace,
+    )
     if obj is None:
         return RemediationObservation(exists=False)
     conditions: list[dict[str, Any]] = (obj.get("status") or {}).get("conditions") or []
@@ -122,8 +143,11 @@ async def _remediation(kube: Kube, policy: HAPolicySpec | None, status: NodeFail
 def _observe(step: Any, *, policy_name: str, policy: HAPolicySpec | None, detected: Any) -> None:
     for entry in step.restored:
         if entry.running_at is not None:
-            metrics.observe_vm_restored(policy=policy_name, priority=entry.priority,
-                                        recovery_seconds=(entry.running_at - detected).total_seconds())
+            metrics.observe_vm_restored(
+                policy=policy_name,
+                priority=entry.priority,
+                recovery_seconds=(entry.running_at - detected).total_seconds(),
+            )
     if step.fenced_after is not None and policy is not None:
         metrics.observe_fenced(policy=policy_name, strategy=policy.fencing.strategy.value, seconds=step.fenced_after)
     if step.outcome is not None:

@@ -70,22 +70,30 @@ def claim_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> 
 
 @kopf.index(GROUP, VERSION, "hapolicies")
 def policy_index(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
-    return {name: {"spec": dict(body.get("spec") or {}), "status": dict(body.get("status") or {}),
-                   "generation": body.get("metadata", {}).get("generation")}}
+    return {
+        name: {
+            "spec": dict(body.get("spec") or {}),
+            "status": dict(body.get("status") or {}),
+            "generation": body.get("metadata", {}).get("generation"),
+        }
+    }
 
 
 @kopf.index(GROUP, VERSION, "nodefailovers")
-def failovers_by_node(name: str, labels: kopf.Labels, spec: kopf.Spec, status: kopf.Status,
-                      **_: Any) -> dict[str, FailoverRecord]:
+def failovers_by_node(
+    name: str, labels: kopf.Labels, spec: kopf.Spec, status: kopf.Status, **_: Any
+) -> dict[str, FailoverRecord]:
     node = spec.get("nodeName") or labels.get(FAILOVER_NODE_LABEL, "")
-    return {node: FailoverRecord(
-        name=name,
-        node=node,
-        policy=str(spec.get("policyName", "")),
-        phase=str(status.get("phase", "Detected")),
-        detected_at=parse_time(spec.get("detectedAt")),
-        waiting=int(status.get("waiting") or 0),
-    )}
+    return {
+        node: FailoverRecord(
+            name=name,
+            node=node,
+            policy=str(spec.get("policyName", "")),
+            phase=str(status.get("phase", "Detected")),
+            detected_at=parse_time(spec.get("detectedAt")),
+            waiting=int(status.get("waiting") or 0),
+        )
+    }
 
 
 def only(store: Any) -> Any:

@@ -32,29 +32,38 @@ SETTINGS = OperatorSettings()
 
 @kopf.timer(GROUP, VERSION, "hapolicies", interval=SETTINGS.policy_interval, initial_delay=0.5)
 async def reconcile_policy(
-    *, name: str, body: kopf.Body, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, memo: Any, **kwargs: Any,
+    *,
+    name: str,
+    body: kopf.Body,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    memo: Any,
+    **kwargs: Any,
 ) -> None:
     kube: Kube = memo.kube
     ix = Indices.of(kwargs)
     namespace_labels = by_key(ix.namespaces)
     policy, problem = parse_policy(spec)
     current = HAPolicyStatus.model_validate(dict(status)) if status else HAPolicyStatus()
-    step = evaluate_policy(PolicySnapshot(
-        name=name,
-        generation=meta.get("generation"),
-        policy=policy,
-        invalid_message=problem,
-        status=current,
-        nodes=list(values(ix.nodes)),
-        leases=by_key(ix.leases),
-        vms=list(values(ix.vms)),
-        namespace_labels=namespace_labels,
-        vmis=vm_keyed(by_key(ix.vmis)),
-        pods=list(values(ix.pods_by_node)),
-        launcher_pods=grouped(ix.launchers),
-        failovers=list(values(ix.failovers)),
-        now=utcnow(),
-    ))
+    step = evaluate_policy(
+        PolicySnapshot(
+            name=name,
+            generation=meta.get("generation"),
+            policy=policy,
+            invalid_message=problem,
+            status=current,
+            nodes=list(values(ix.nodes)),
+            leases=by_key(ix.leases),
+            vms=list(values(ix.vms)),
+            namespace_labels=namespace_labels,
+            vmis=vm_keyed(by_key(ix.vmis)),
+            pods=list(values(ix.pods_by_node)),
+            launcher_pods=grouped(ix.launchers),
+            failovers=list(values(ix.failovers)),
+            now=utcnow(),
+        )
+    )
     for incident in step.open_incidents:
         await _open(kube, policy_name=name, incident=incident)
     new_status = step.status.to_api()
@@ -63,9 +72,14 @@ async def reconcile_policy(
     events.post(step.events, on=body)
     if policy is not None and step.storm is not None:
         metrics.observe_policy(
-            policy=name, protected=step.status.protected_vms, unprotectable=dict(step.unprotectable or {}),
-            capacity=step.status.failover_capacity, target=policy.admission_control.host_failures_to_tolerate,
-            storm=step.storm.blocks_action, active=step.status.active_failover_count, waiting=step.waiting,
+            policy=name,
+            protected=step.status.protected_vms,
+            unprotectable=dict(step.unprotectable or {}),
+            capacity=step.status.failover_capacity,
+            target=policy.admission_control.host_failures_to_tolerate,
+            storm=step.storm.blocks_action,
+            active=step.status.active_failover_count,
+            waiting=step.waiting,
         )
 
 

@@ -14,7 +14,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_ANNOTATION_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=KOPF_ANNOTATION_PREFIX, key="last-handled-configuration",
+        prefix=KOPF_ANNOTATION_PREFIX,
+        key="last-handled-configuration",
     )
     # kvha posts its own, deliberate Events; kopf's per-handler chatter would drown them.
     settings.posting.level = 100

@@ -20,7 +20,12 @@ from kvha.protection import classify, selects
 
 @kopf.on.event(KUBEVIRT_GROUP, "v1", "virtualmachines")
 def vm_protection(
-    *, body: kopf.Body, memo: Any, namespace: str | None, name: str, type: str | None,  # noqa: A002 - kopf's kwarg
+    *,
+    body: kopf.Body,
+    memo: Any,
+    namespace: str | None,
+    name: str,
+    type: str | None,  # noqa: A002 - kopf's kwarg
     **kwargs: Any,
 ) -> None:
     ix = Indices.of(kwargs)
@@ -40,6 +45,9 @@ def vm_protection(
             return
         verdicts[(namespace, name)] = verdict
         if not protection.protected:
-            kopf.warn(body, reason=REASON_VM_UNPROTECTED,
-                      message=f"HAPolicy {policy_name} selects this VM but cannot protect it: {protection.message}")
+            kopf.warn(
+                body,
+                reason=REASON_VM_UNPROTECTED,
+                message=f"HAPolicy {policy_name} selects this VM but cannot protect it: {protection.message}",
+            )
         return

@@ -85,8 +85,11 @@ class Kube:
                 return False
             if present:
                 taints.append(
-                    {"key": OUT_OF_SERVICE_TAINT_KEY, "value": OUT_OF_SERVICE_TAINT_VALUE,
-                     "effect": OUT_OF_SERVICE_TAINT_EFFECT}
+                    {
+                        "key": OUT_OF_SERVICE_TAINT_KEY,
+                        "value": OUT_OF_SERVICE_TAINT_VALUE,
+                        "effect": OUT_OF_SERVICE_TAINT_EFFECT,
+                    }
                 )
             else:
                 taints = [t for t in taints if t.get("key") != OUT_OF_SERVICE_TAINT_KEY]
@@ -105,8 +108,9 @@ class Kube:
     def force_delete_pod(self, namespace: str, name: str) -> bool:
         """Delete with grace period 0: the kubelet of a fenced node will never confirm it."""
         try:
-            self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0,
-                                            body=client.V1DeleteOptions(grace_period_seconds=0))
+            self.core.delete_namespaced_pod(
+                name, namespace, grace_period_seconds=0, body=client.V1DeleteOptions(grace_period_seconds=0)
+            )
         except ApiException as exc:
             if exc.status == 404:
                 return False

@@ -15,14 +15,23 @@ Status = Literal["True", "False", "Unknown"]
 
 
 def set_condition(
-    conditions: list[Condition], *, type_: str, status: Status, reason: str, message: str, now: datetime,
+    conditions: list[Condition],
+    *,
+    type_: str,
+    status: Status,
+    reason: str,
+    message: str,
+    now: datetime,
     generation: int | None = None,
 ) -> list[Condition]:
     """A new list with `type_` set; the transition time is kept unless status or reason changed."""
     previous = next((c for c in conditions if c.type == type_), None)
     changed = previous is None or previous.status != status or previous.reason != reason
     updated = Condition(
-        type=type_, status=status, reason=reason, message=message,
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message,
         last_transition_time=now if changed or previous is None else previous.last_transition_time,
         observed_generation=generation,
     )

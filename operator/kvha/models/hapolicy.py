@@ -39,7 +39,8 @@ class DetectionSpec(ApiModel):
     flapping: a node must stay healthy this long before its incident closes."""
 
     unhealthy_conditions: list[UnhealthyCondition] = Field(
-        default_factory=_default_unhealthy_conditions, max_length=16,
+        default_factory=_default_unhealthy_conditions,
+        max_length=16,
         description="Node conditions that mean failure after their duration (default Ready False/Unknown for 30s).",
     )
     lease_stale_after: Duration | None = Field(
@@ -128,10 +129,12 @@ class FencingSpec(ApiModel):
         description="With confirmation Watchdog: unreachability after which the node's watchdog has reset it.",
     )
     remediation_template: TemplateReference | None = Field(
-        default=None, description="With strategy Remediation: the template to create the remediation from.",
+        default=None,
+        description="With strategy Remediation: the template to create the remediation from.",
     )
     timeout: Duration = Field(
-        default="10m", description="Fencing not confirmed within this time fails the incident (VMs stay put).",
+        default="10m",
+        description="Fencing not confirmed within this time fails the incident (VMs stay put).",
     )
     allow_unfenced_restart: bool = Field(
         default=False,
@@ -152,7 +155,6 @@ class FencingSpec(ApiModel):
         return self
 
 
-
 class TierOrdering(enum.StrEnum):
     WAIT_FOR_READY = "WaitForReady"
     NONE = "None"
@@ -160,7 +162,8 @@ class TierOrdering(enum.StrEnum):
 
 class RestartSpec(ApiModel):
     default_priority: PriorityName = Field(
-        default="Medium", description="Priority of VMs without the kvha.io/restart-priority annotation.",
+        default="Medium",
+        description="Priority of VMs without the kvha.io/restart-priority annotation.",
     )
     tier_ordering: TierOrdering = Field(
         default=TierOrdering.WAIT_FOR_READY,
@@ -174,10 +177,10 @@ class RestartSpec(ApiModel):
 
 class AdmissionControlSpec(ApiModel):
     host_failures_to_tolerate: int = Field(
-        default=1, ge=0, le=100,
-        description=(
-            "Host failures the cluster must absorb for the protected VMs; less sets a condition and alert."
-        ),
+        default=1,
+        ge=0,
+        le=100,
+        description=("Host failures the cluster must absorb for the protected VMs; less sets a condition and alert."),
     )
 
 
@@ -187,24 +190,27 @@ class StormGuardSpec(ApiModel):
     max_unhealthy_nodes: IntOrPercent = Field(
         default="49%",
         description=(
-            "Above this many unhealthy watched nodes (count or percent, rounded down) "
-            "nothing is fenced or restarted."
+            "Above this many unhealthy watched nodes (count or percent, rounded down) nothing is fenced or restarted."
         ),
     )
     cooldown: Duration = Field(
-        default="5m", description="After a storm ends, wait this long before acting again.",
+        default="5m",
+        description="After a storm ends, wait this long before acting again.",
     )
 
 
 class HAPolicySpec(ApiModel):
     vm_selector: LabelSelector = Field(
-        default_factory=LabelSelector, description="VirtualMachines to protect (empty: all).",
+        default_factory=LabelSelector,
+        description="VirtualMachines to protect (empty: all).",
     )
     namespace_selector: LabelSelector = Field(
-        default_factory=LabelSelector, description="Namespaces whose VMs are protected (empty: all).",
+        default_factory=LabelSelector,
+        description="Namespaces whose VMs are protected (empty: all).",
     )
     node_selector: LabelSelector = Field(
-        default_factory=LabelSelector, description="Nodes this policy watches (empty: all).",
+        default_factory=LabelSelector,
+        description="Nodes this policy watches (empty: all).",
     )
     detection: DetectionSpec = Field(default_factory=DetectionSpec)
     fencing: FencingSpec = Field(default_factory=FencingSpec)
@@ -233,7 +239,8 @@ class HAPolicyStatus(ApiModel):
     watched_nodes: int = Field(default=0, ge=0)
     unhealthy_nodes: int = Field(default=0, ge=0)
     failover_capacity: int | None = Field(
-        default=None, description="Host failures the cluster can absorb for the protected VMs right now.",
+        default=None,
+        description="Host failures the cluster can absorb for the protected VMs right now.",
     )
     active_failovers: list[FailoverRef] = Field(default_factory=list)
     active_failover_count: int = Field(default=0, ge=0)

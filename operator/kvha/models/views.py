@@ -303,9 +303,7 @@ class VMIView:
     @classmethod
     def from_api(cls, obj: Obj) -> VMIView:
         meta, status = _meta(obj), obj.get("status") or {}
-        ready = any(
-            c.get("type") == "Ready" and c.get("status") == "True" for c in _list(status.get("conditions"))
-        )
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in _list(status.get("conditions")))
         return cls(
             namespace=str(meta.get("namespace", "")),
             name=str(meta.get("name", "")),
@@ -353,6 +351,7 @@ class PodView:
 def pod_requests(spec: Obj) -> tuple[int, int]:
     """Effective requests as the scheduler computes them: the sum over containers, or the largest
     init container if that is bigger, plus pod overhead."""
+
     def total(containers: Any) -> tuple[list[int], list[int]]:
         cpus, mems = [], []
         for c in _list(containers):
@@ -388,8 +387,11 @@ class ClaimView:
 
     @property
     def single_writer(self) -> bool:
-        return "ReadWriteOnce" in self.access_modes or "ReadWriteOncePod" in self.access_modes \
+        return (
+            "ReadWriteOnce" in self.access_modes
+            or "ReadWriteOncePod" in self.access_modes
             or self.volume_mode == "Block"
+        )
 
     @classmethod
     def from_api(cls, obj: Obj) -> ClaimView:

@@ -208,8 +208,12 @@ class _Planning:
         if vmi is not None and vmi.uid != entry.old_vmi_uid and vm.printable_status == "ErrorUnschedulable":
             # The replacement exists but the scheduler has no room for its pod: it starts by itself
             # as soon as room appears, and it must not hold a restart slot or a tier meanwhile.
-            return _update(entry, state=VMState.WAITING_FOR_CAPACITY, planned_node=None,
-                           reason="its new instance is waiting for the scheduler: no node has room for its pod")
+            return _update(
+                entry,
+                state=VMState.WAITING_FOR_CAPACITY,
+                planned_node=None,
+                reason="its new instance is waiting for the scheduler: no node has room for its pod",
+            )
         if entry.state is VMState.RESTARTING or (vmi is not None and self._is_stuck(entry, vmi)):
             return entry
         # The stuck instance is gone without kvha (KubeVirt or someone else replaced it): follow

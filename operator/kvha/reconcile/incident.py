@@ -95,19 +95,28 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
     )
     entries = list(status.vms)
     if status.started_at is None and snap.policy is not None:
-        entries = initial_entries(vms=snap.vms.values(), vmis=snap.vmis, failed_node=snap.spec.node_name,
-                                  default_priority=snap.policy.restart.default_priority)
+        entries = initial_entries(
+            vms=snap.vms.values(),
+            vmis=snap.vmis,
+            failed_node=snap.spec.node_name,
+            default_priority=snap.policy.restart.default_priority,
+        )
         status = status.model_copy(update={"started_at": snap.now, "vms": entries})
 
     if snap.policy is None and not status.phase.terminal:
         return _policy_gone(snap, status)
 
-    if snap.storm.blocks_action and not status.phase.terminal and not verdict_healthy \
-            and status.phase in (FailoverPhase.DETECTED, FailoverPhase.FENCING):
+    if (
+        snap.storm.blocks_action
+        and not status.phase.terminal
+        and not verdict_healthy
+        and status.phase in (FailoverPhase.DETECTED, FailoverPhase.FENCING)
+    ):
         return _held_by_storm(snap, status)
 
-    fence = step_fencing(phase=status.phase, status=status.fencing, observation=observation,
-                         fencing=policy_fencing, now=snap.now)
+    fence = step_fencing(
+        phase=status.phase, status=status.fencing, observation=observation, fencing=policy_fencing, now=snap.now
+    )
     phase = fence.phase
     events = list(fence.events)
     rechecks = [fence.recheck_after]
@@ -126,12 +135,21 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
             rechecks.append(min(snap.storm.recheck_after or STORM_RECHECK, STORM_RECHECK))
         else:
             fenced, unfenced_allowed = restart_clearance(fence.status)
-            plan = plan_failover(FailoverSnapshot(
-                failed_node=snap.spec.node_name, entries=entries, vms=snap.vms, vmis=snap.vmis,
-                launcher_pods=snap.launcher_pods, nodes=snap.nodes, fenced=fenced,
-                unfenced_allowed=unfenced_allowed, unfenced_safe=snap.unfenced_safe,
-                restart=snap.policy.restart, now=snap.now,
-            ))
+            plan = plan_failover(
+                FailoverSnapshot(
+                    failed_node=snap.spec.node_name,
+                    entries=entries,
+                    vms=snap.vms,
+                    vmis=snap.vmis,
+                    launcher_pods=snap.launcher_pods,
+                    nodes=snap.nodes,
+                    fenced=fenced,
+                    unfenced_allowed=unfenced_allowed,
+                    unfenced_safe=snap.unfenced_safe,
+                    restart=snap.policy.restart,
+                    now=snap.now,
+                )
+            )
             entries = list(plan.entries)
             restart_actions = plan.actions
             events += plan.events
@@ -139,8 +157,14 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
             in_flight = any(e.state in (VMState.PENDING, VMState.RESTARTING) for e in entries)
             phase = FailoverPhase.RESTARTING if in_flight else FailoverPhase.COMPLETED
 
-    new_status = _summarise(snap, status, phase=phase, fencing=fence.status, entries=entries,
-                            message=held_message or _message(snap, phase, fence.status.message, entries))
+    new_status = _summarise(
+        snap,
+        status,
+        phase=phase,
+        fencing=fence.status,
+        entries=entries,
+        message=held_message or _message(snap, phase, fence.status.message, entries),
+    )
     outcome = None
     if phase.terminal and status.completed_at is None:
         outcome = phase.value
@@ -182,24 +206,32 @@ def _recorded_fencing(recorded: FencingStatus | None) -> FencingSpec:
 
 def _policy_gone(snap: IncidentSnapshot, status: NodeFailoverStatus) -> IncidentStep:
     message = f"HAPolicy {snap.spec.policy_name} was deleted or is invalid; no further VM is restarted"
-    new_status = _summarise(snap, status, phase=FailoverPhase.FAILED, fencing=status.fencing,
-                            entries=list(status.vms), message=message)
+    new_status = _summarise(
+        snap, status, phase=FailoverPhase.FAILED, fencing=status.fencing, entries=list(status.vms), message=message
+    )
     new_status = new_status.model_copy(update={"completed_at": snap.now})
-    return IncidentStep(status=new_status, events=(EventNote("PolicyGone", message, "Warning"),),
-                        outcome=FailoverPhase.FAILED.value, recheck_after=STORM_RECHECK)
+    return IncidentStep(
+        status=new_status,
+        events=(EventNote("PolicyGone", message, "Warning"),),
+        outcome=FailoverPhase.FAILED.value,
+        recheck_after=STORM_RECHECK,
+    )
 
 
 def _held_by_storm(snap: IncidentSnapshot, status: NodeFailoverStatus) -> IncidentStep:
     message = f"held by the storm guard: {snap.storm.message}"
     events = () if status.message == message else (EventNote(REASON_STORM, message, "Warning"),)
-    new_status = _summarise(snap, status, phase=status.phase, fencing=status.fencing,
-                            entries=list(status.vms), message=message)
-    return IncidentStep(status=new_status, events=events,
-                        recheck_after=min(snap.storm.recheck_after or STORM_RECHECK, STORM_RECHECK))
+    new_status = _summarise(
+        snap, status, phase=status.phase, fencing=status.fencing, entries=list(status.vms), message=message
+    )
+    return IncidentStep(
+        status=new_status, events=events, recheck_after=min(snap.storm.recheck_after or STORM_RECHECK, STORM_RECHECK)
+    )
 
 
-def _message(snap: IncidentSnapshot, phase: FailoverPhase, fencing_message: str | None,
-             entries: Sequence[FailoverVM]) -> str:
+def _message(
+    snap: IncidentSnapshot, phase: FailoverPhase, fencing_message: str | None, entries: Sequence[FailoverVM]
+) -> str:
     if phase in (FailoverPhase.RESTARTING, FailoverPhase.COMPLETED):
         running = sum(1 for e in entries if e.state is VMState.RUNNING)
         waiting = sum(1 for e in entries if e.state is VMState.WAITING_FOR_CAPACITY)
@@ -214,29 +246,46 @@ def _message(snap: IncidentSnapshot, phase: FailoverPhase, fencing_message: str 
     return fencing_message or ""
 
 
-def _summarise(snap: IncidentSnapshot, status: NodeFailoverStatus, *, phase: FailoverPhase,
-               fencing: FencingStatus | None, entries: list[FailoverVM], message: str) -> NodeFailoverStatus:
+def _summarise(
+    snap: IncidentSnapshot,
+    status: NodeFailoverStatus,
+    *,
+    phase: FailoverPhase,
+    fencing: FencingStatus | None,
+    entries: list[FailoverVM],
+    message: str,
+) -> NodeFailoverStatus:
     fenced = fencing is not None and fencing.confirmed_at is not None
     conditions = set_condition(
-        status.conditions, type_=COND_FENCED, status="True" if fenced else "False",
+        status.conditions,
+        type_=COND_FENCED,
+        status="True" if fenced else "False",
         reason="FencingConfirmed" if fenced else ("Fencing" if phase is FailoverPhase.FENCING else "NotFenced"),
-        message=(fencing.message if fencing and fencing.message else "") if not fenced
-        else f"confirmed by {fencing.confirmed_by}" if fencing else "",
+        message=(fencing.message if fencing and fencing.message else "")
+        if not fenced
+        else f"confirmed by {fencing.confirmed_by}"
+        if fencing
+        else "",
         now=snap.now,
     )
     conditions = set_condition(
-        conditions, type_=COND_COMPLETED, status="True" if phase.terminal else "False",
-        reason=phase.value, message=message, now=snap.now,
+        conditions,
+        type_=COND_COMPLETED,
+        status="True" if phase.terminal else "False",
+        reason=phase.value,
+        message=message,
+        now=snap.now,
     )
-    return status.model_copy(update={
-        "phase": phase,
-        "fencing": fencing,
-        "vms": entries,
-        "total": len(entries),
-        "restored": sum(1 for e in entries if e.state is VMState.RUNNING),
-        "waiting": sum(1 for e in entries if e.state is VMState.WAITING_FOR_CAPACITY),
-        "fenced_at": fencing.confirmed_at if fencing else None,
-        "message": message,
-        "conditions": conditions,
-    })
-
+    return status.model_copy(
+        update={
+            "phase": phase,
+            "fencing": fencing,
+            "vms": entries,
+            "total": len(entries),
+            "restored": sum(1 for e in entries if e.state is VMState.RUNNING),
+            "waiting": sum(1 for e in entries if e.state is VMState.WAITING_FOR_CAPACITY),
+            "fenced_at": fencing.confirmed_at if fencing else None,
+            "message": message,
+            "conditions": conditions,
+        }
+    )

@@ -86,14 +86,15 @@ class PolicyStep:
     recheck_after: float | None = RECHECK_SECONDS
 
 
-def healthy_nodes(*, nodes: Sequence[NodeView], leases: Mapping[str, LeaseView], policy: HAPolicySpec,
-                  now: datetime) -> list[NodeView]:
+def healthy_nodes(
+    *, nodes: Sequence[NodeView], leases: Mapping[str, LeaseView], policy: HAPolicySpec, now: datetime
+) -> list[NodeView]:
     """Watched nodes that detection calls Healthy: the only ones a VM may be restarted on."""
     return [
-        n for n in nodes
+        n
+        for n in nodes
         if policy.node_selector.matches(n.labels)
-        and assess_node(node=n, lease=leases.get(n.name), detection=policy.detection, now=now).health
-        is Health.HEALTHY
+        and assess_node(node=n, lease=leases.get(n.name), detection=policy.detection, now=now).health is Health.HEALTHY
     ]
 
 
@@ -120,8 +121,13 @@ def evaluate_policy(snap: PolicySnapshot) -> PolicyStep:
         and snap.status.storm_ended_at is None,
         ended_at=snap.status.storm_ended_at,
     )
-    storm = storm_guard(unhealthy_nodes=len(unhealthy), watched_nodes=len(watched), spec=policy.storm_guard,
-                        previous=previous, now=snap.now)
+    storm = storm_guard(
+        unhealthy_nodes=len(unhealthy),
+        watched_nodes=len(watched),
+        spec=policy.storm_guard,
+        previous=previous,
+        now=snap.now,
+    )
     mine = [f for f in snap.failovers if f.policy == snap.name]
     opened = () if storm.blocks_action else _incidents_to_open(snap.name, unhealthy, mine)
 
@@ -133,8 +139,17 @@ def evaluate_policy(snap: PolicySnapshot) -> PolicyStep:
 
     healthy_nodes = [n for n in watched if verdicts[n.name].health is Health.HEALTHY]
     capacity = _capacity(snap, policy, protected, healthy_nodes, protections)
-    status = _status(snap, policy, storm=storm, watched=len(watched), unhealthy=len(unhealthy),
-                     protected=len(protected), reasons=reasons, capacity=capacity, mine=mine)
+    status = _status(
+        snap,
+        policy,
+        storm=storm,
+        watched=len(watched),
+        unhealthy=len(unhealthy),
+        protected=len(protected),
+        reasons=reasons,
+        capacity=capacity,
+        mine=mine,
+    )
     events = _events(snap.status, status, storm)
     checks = [RECHECK_SECONDS, storm.recheck_after] + [v.recheck_after for v in verdicts.values()]
     return PolicyStep(
@@ -148,8 +163,9 @@ def evaluate_policy(snap: PolicySnapshot) -> PolicyStep:
     )
 
 
-def _incidents_to_open(policy: str, unhealthy: Mapping[str, Verdict],
-                       failovers: Sequence[FailoverRecord]) -> tuple[NewIncident, ...]:
+def _incidents_to_open(
+    policy: str, unhealthy: Mapping[str, Verdict], failovers: Sequence[FailoverRecord]
+) -> tuple[NewIncident, ...]:
     """An Unhealthy node gets an incident unless one is active for it, or the last one was opened
     during this same spell of ill health (a completed failover of a node that stays dead must not
     start again)."""
@@ -163,17 +179,24 @@ def _incidents_to_open(policy: str, unhealthy: Mapping[str, Verdict],
             continue
         if any(f.detected_at is not None and f.detected_at >= since for f in theirs):
             continue
-        opened.append(NewIncident(
-            name=failover_name(policy=policy, node=node, detected_at=since),
-            node=node,
-            reason=verdict.summary,
-            detected_at=since,
-        ))
+        opened.append(
+            NewIncident(
+                name=failover_name(policy=policy, node=node, detected_at=since),
+                node=node,
+                reason=verdict.summary,
+                detected_at=since,
+            )
+        )
     return tuple(opened)
 
 
-def _capacity(snap: PolicySnapshot, policy: HAPolicySpec, protected: Sequence[VMView],
-              healthy_nodes: Sequence[NodeView], protections: Mapping[str, Protection]) -> int:
+def _capacity(
+    snap: PolicySnapshot,
+    policy: HAPolicySpec,
+    protected: Sequence[VMView],
+    healthy_nodes: Sequence[NodeView],
+    protections: Mapping[str, Protection],
+) -> int:
     nodes = node_capacities(nodes=healthy_nodes, pods=snap.pods, exclude=set())
     if not nodes:
         return 0
@@ -191,47 +214,70 @@ def _capacity(snap: PolicySnapshot, policy: HAPolicySpec, protected: Sequence[VM
     return capacity_for_protected(protected=running, nodes=nodes, limit=limit)
 
 
-def _status(snap: PolicySnapshot, policy: HAPolicySpec, *, storm: StormState, watched: int, unhealthy: int,
-            protected: int, reasons: Counter[str], capacity: int,
-            mine: Sequence[FailoverRecord]) -> HAPolicyStatus:
+def _status(
+    snap: PolicySnapshot,
+    policy: HAPolicySpec,
+    *,
+    storm: StormState,
+    watched: int,
+    unhealthy: int,
+    protected: int,
+    reasons: Counter[str],
+    capacity: int,
+    mine: Sequence[FailoverRecord],
+) -> HAPolicyStatus:
     now, generation = snap.now, snap.generation
     target = policy.admission_control.host_failures_to_tolerate
     conditions = set_condition(
-        snap.status.conditions, type_=COND_READY, status="True", reason=REASON_VALID,
-        message=f"protecting {protected} VMs on {watched} watched nodes", now=now, generation=generation,
+        snap.status.conditions,
+        type_=COND_READY,
+        status="True",
+        reason=REASON_VALID,
+        message=f"protecting {protected} VMs on {watched} watched nodes",
+        now=now,
+        generation=generation,
     )
     enough = capacity >= target
     conditions = set_condition(
-        conditions, type_=COND_FAILOVER_CAPACITY, status="True" if enough else "False",
+        conditions,
+        type_=COND_FAILOVER_CAPACITY,
+        status="True" if enough else "False",
         reason=REASON_CAPACITY_OK if enough else REASON_CAPACITY_SHORT,
         message=(
             f"the cluster can absorb {capacity} host failure(s) for the protected VMs; the policy asks for {target}"
         ),
-        now=now, generation=generation,
+        now=now,
+        generation=generation,
     )
     conditions = set_condition(
-        conditions, type_=COND_STORM_GUARD, status="True" if storm.blocks_action else "False",
-        reason=REASON_STORM if storm.blocks_action else REASON_NO_STORM, message=storm.message,
-        now=now, generation=generation,
+        conditions,
+        type_=COND_STORM_GUARD,
+        status="True" if storm.blocks_action else "False",
+        reason=REASON_STORM if storm.blocks_action else REASON_NO_STORM,
+        message=storm.message,
+        now=now,
+        generation=generation,
     )
     active = [f for f in mine if f.active]
     finished = sorted((f for f in mine if not f.active), key=lambda f: f.detected_at or now)
     last = finished[-1] if finished else None
-    return snap.status.model_copy(update={
-        "observed_generation": generation,
-        "conditions": conditions,
-        "protected_vms": protected,
-        "unprotectable_vms": sum(reasons.values()),
-        "unprotectable_reasons": [UnprotectableCount(reason=r, count=c) for r, c in sorted(reasons.items())],
-        "watched_nodes": watched,
-        "unhealthy_nodes": unhealthy,
-        "failover_capacity": capacity,
-        "active_failovers": [FailoverRef(name=f.name, node=f.node, phase=f.phase) for f in active],
-        "active_failover_count": len(active),
-        "last_failover": FailoverRef(name=last.name, node=last.node, phase=last.phase) if last else None,
-        "last_failover_time": last.detected_at if last else None,
-        "storm_ended_at": storm.ended_at,
-    })
+    return snap.status.model_copy(
+        update={
+            "observed_generation": generation,
+            "conditions": conditions,
+            "protected_vms": protected,
+            "unprotectable_vms": sum(reasons.values()),
+            "unprotectable_reasons": [UnprotectableCount(reason=r, count=c) for r, c in sorted(reasons.items())],
+            "watched_nodes": watched,
+            "unhealthy_nodes": unhealthy,
+            "failover_capacity": capacity,
+            "active_failovers": [FailoverRef(name=f.name, node=f.node, phase=f.phase) for f in active],
+            "active_failover_count": len(active),
+            "last_failover": FailoverRef(name=last.name, node=last.node, phase=last.phase) if last else None,
+            "last_failover_time": last.detected_at if last else None,
+            "storm_ended_at": storm.ended_at,
+        }
+    )
 
 
 def _events(before: HAPolicyStatus, after: HAPolicyStatus, storm: StormState) -> tuple[EventNote, ...]:
@@ -239,8 +285,13 @@ def _events(before: HAPolicyStatus, after: HAPolicyStatus, storm: StormState) ->
     events = []
     was_storm = condition_status(before.conditions, COND_STORM_GUARD) == "True"
     if storm.blocks_action != was_storm:
-        events.append(EventNote(REASON_STORM if storm.blocks_action else REASON_NO_STORM, storm.message,
-                                "Warning" if storm.blocks_action else "Normal"))
+        events.append(
+            EventNote(
+                REASON_STORM if storm.blocks_action else REASON_NO_STORM,
+                storm.message,
+                "Warning" if storm.blocks_action else "Normal",
+            )
+        )
     was_short = condition_status(before.conditions, COND_FAILOVER_CAPACITY) == "False"
     now_short = condition_status(after.conditions, COND_FAILOVER_CAPACITY) == "False"
     if now_short and not was_short:
@@ -251,10 +302,18 @@ def _events(before: HAPolicyStatus, after: HAPolicyStatus, storm: StormState) ->
 
 def _invalid(snap: PolicySnapshot) -> PolicyStep:
     conditions = set_condition(
-        snap.status.conditions, type_=COND_READY, status="False", reason=REASON_INVALID,
-        message=snap.invalid_message or "invalid policy", now=snap.now, generation=snap.generation,
+        snap.status.conditions,
+        type_=COND_READY,
+        status="False",
+        reason=REASON_INVALID,
+        message=snap.invalid_message or "invalid policy",
+        now=snap.now,
+        generation=snap.generation,
     )
     status = snap.status.model_copy(update={"conditions": conditions, "observed_generation": snap.generation})
-    events = () if condition_status(snap.status.conditions, COND_READY) == "False" else (
-        EventNote(REASON_INVALID, snap.invalid_message or "invalid policy", "Warning"),)
+    events = (
+        ()
+        if condition_status(snap.status.conditions, COND_READY) == "False"
+        else (EventNote(REASON_INVALID, snap.invalid_message or "invalid policy", "Warning"),)
+    )
     return PolicyStep(status=status, events=events)

@@ -32,8 +32,7 @@ from kvha_testbed.sim.context import SimContext, now_rfc3339
 from kvha_testbed.sim.informer import Informer
 from kvha_testbed.sim.vm_logic import condition, deleting, set_condition
 
-OUT_OF_SERVICE_TAINT = {"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown",
-                        "effect": "NoExecute"}
+OUT_OF_SERVICE_TAINT = {"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown", "effect": "NoExecute"}
 KINDS: dict[str, Resource] = {r.plural: r for r in (SELF_NODE_REMEDIATIONS, FENCE_AGENTS_REMEDIATIONS)}
 
 
@@ -115,8 +114,16 @@ class FenceAgent:
             self._fence(name, strategy=(obj.get("spec") or {}).get("remediationStrategy") or "")
         self._report(resource, obj, processing=False, succeeded=not failing)
         with self._lock:
-            self.records.append(FenceRecord(kind=resource.plural, namespace=namespace, name=name, node=name,
-                                            succeeded=not failing, at=time.time()))
+            self.records.append(
+                FenceRecord(
+                    kind=resource.plural,
+                    namespace=namespace,
+                    name=name,
+                    node=name,
+                    succeeded=not failing,
+                    at=time.time(),
+                )
+            )
 
     def _fence(self, node: str, *, strategy: str) -> None:
         if self.power_off is None:
@@ -127,8 +134,9 @@ class FenceAgent:
         elif strategy == "ResourceDeletion":
             pods, _ = self.ctx.client.list(PODS.path(), field_selector=f"spec.nodeName={node}")
             for pod in pods:
-                self.ctx.client.delete(PODS.path(pod["metadata"]["namespace"], pod["metadata"]["name"]),
-                                       grace_seconds=0)
+                self.ctx.client.delete(
+                    PODS.path(pod["metadata"]["namespace"], pod["metadata"]["name"]), grace_seconds=0
+                )
 
     def _release(self, node: str) -> None:
         with self._lock:
@@ -140,24 +148,34 @@ class FenceAgent:
         current = self.ctx.client.get_or_none(NODES.path(name=node))
         if current is None:
             return
-        taints = [t for t in (current.get("spec") or {}).get("taints") or []
-                  if t.get("key") != OUT_OF_SERVICE_TAINT["key"]]
+        taints = [
+            t for t in (current.get("spec") or {}).get("taints") or [] if t.get("key") != OUT_OF_SERVICE_TAINT["key"]
+        ]
         if present:
             taints.append(dict(OUT_OF_SERVICE_TAINT))
-        self.ctx.client.patch(NODES.path(name=node), {
-            "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
-            "spec": {"taints": taints}})
+        self.ctx.client.patch(
+            NODES.path(name=node),
+            {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]}, "spec": {"taints": taints}},
+        )
         with self._lock:
             (self._tainted.add if present else self._tainted.discard)(node)
 
     def _report(self, resource: Resource, obj: Obj, *, processing: bool, succeeded: bool | None) -> None:
         now = now_rfc3339()
         conditions = list((obj.get("status") or {}).get("conditions") or [])
-        conditions = set_condition(conditions, kind="Processing", status=str(processing), now=now,
-                                   reason="RemediationStarted" if processing else "RemediationFinished")
+        conditions = set_condition(
+            conditions,
+            kind="Processing",
+            status=str(processing),
+            now=now,
+            reason="RemediationStarted" if processing else "RemediationFinished",
+        )
         outcome = "Unknown" if succeeded is None else str(succeeded)
-        reason = {"Unknown": "RemediationStarted", "True": "RemediationFinishedSuccessfully",
-                  "False": "FenceAgentFailed"}[outcome]
+        reason = {
+            "Unknown": "RemediationStarted",
+            "True": "RemediationFinishedSuccessfully",
+            "False": "FenceAgentFailed",
+        }[outcome]
         kinds = ["Succeeded"]
         if resource is FENCE_AGENTS_REMEDIATIONS:
             kinds.append("FenceAgentActionSucceeded")
@@ -168,8 +186,9 @@ class FenceAgent:
             c.setdefault("message", "")
         meta = obj["metadata"]
         try:
-            self.ctx.client.patch(resource.path(meta["namespace"], meta["name"], "status"),
-                                  {"status": {"conditions": conditions}})
+            self.ctx.client.patch(
+                resource.path(meta["namespace"], meta["name"], "status"), {"status": {"conditions": conditions}}
+            )
         except KubeError as error:
             if not error.not_found:
                 raise

@@ -112,9 +112,16 @@ class Informer:
     Cached objects are shared: callers must treat them as read-only.
     """
 
-    def __init__(self, client: KubeClient, resource: Resource, *, on_change: Handler,
-                 label_selector: str | None = None, indexers: dict[str, Indexer] | None = None,
-                 name: str | None = None) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        resource: Resource,
+        *,
+        on_change: Handler,
+        label_selector: str | None = None,
+        indexers: dict[str, Indexer] | None = None,
+        name: str | None = None,
+    ) -> None:
         self.client = client
         self.resource = resource
         self.label_selector = label_selector
@@ -174,8 +181,9 @@ class Informer:
                     items, resource_version = self.client.list(path, label_selector=self.label_selector)
                     self._replace(items)
                     self._synced.set()
-                self._stream = self.client.watch(path, resource_version=resource_version,
-                                                 label_selector=self.label_selector)
+                self._stream = self.client.watch(
+                    path, resource_version=resource_version, label_selector=self.label_selector
+                )
                 for kind, obj in self._stream:
                     if self._stopping.is_set():
                         break

@@ -78,8 +78,11 @@ def launcher_requests(vmi_spec: Obj, *, cpu_allocation_ratio: int = DEFAULT_CPU_
     else:
         cpu = Fraction(count, cpu_allocation_ratio)
     overhead = memory_overhead(vmi_spec)
-    requests: Obj = {"cpu": format_cpu(cpu), "memory": format_memory(guest_memory(vmi_spec) + overhead),
-                     KVM_DEVICE: "1"}
+    requests: Obj = {
+        "cpu": format_cpu(cpu),
+        "memory": format_memory(guest_memory(vmi_spec) + overhead),
+        KVM_DEVICE: "1",
+    }
     limits: Obj = {KVM_DEVICE: "1"}
     user_limits = resources.get("limits") or {}
     if "memory" in user_limits:
@@ -102,39 +105,70 @@ def launcher_pod_name(vmi_name: str, vmi_uid: str) -> str:
     return f"virt-launcher-{vmi_name}-{suffix}"
 
 
-def launcher_pod(vmi: Obj, *, cpu_allocation_ratio: int = DEFAULT_CPU_ALLOCATION_RATIO,
-                 eviction_toleration_seconds: int | None = None) -> Obj:
+def launcher_pod(
+    vmi: Obj,
+    *,
+    cpu_allocation_ratio: int = DEFAULT_CPU_ALLOCATION_RATIO,
+    eviction_toleration_seconds: int | None = None,
+) -> Obj:
     """The virt-launcher pod for a VMI: labels, owner, placement constraints and requests."""
     meta, spec = vmi["metadata"], vmi.get("spec") or {}
     name, uid = meta["name"], meta["uid"]
     grace = spec.get("terminationGracePeriodSeconds")
     grace = DEFAULT_GRACE_SECONDS if grace is None else int(grace)
     pod_spec: Obj = {
-        "containers": [{"name": "compute", "image": LAUNCHER_IMAGE,
-                        "resources": launcher_requests(spec, cpu_allocation_ratio=cpu_allocation_ratio)}],
+        "containers": [
+            {
+                "name": "compute",
+                "image": LAUNCHER_IMAGE,
+                "resources": launcher_requests(spec, cpu_allocation_ratio=cpu_allocation_ratio),
+            }
+        ],
         "nodeSelector": {**(spec.get("nodeSelector") or {}), SCHEDULABLE_LABEL: "true"},
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": grace + LAUNCHER_GRACE_MARGIN_SECONDS,
         "hostname": spec.get("hostname") or name,
     }
-    for field in ("affinity", "tolerations", "priorityClassName", "schedulerName",
-                  "topologySpreadConstraints"):
+    for field in ("affinity", "tolerations", "priorityClassName", "schedulerName", "topologySpreadConstraints"):
         if spec.get(field):
             pod_spec[field] = spec[field]
     if eviction_toleration_seconds is not None:
-        pod_spec["tolerations"] = [*pod_spec.get("tolerations", []), *(
-            {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": eviction_toleration_seconds}
-            for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"))]
+        pod_spec["tolerations"] = [
+            *pod_spec.get("tolerations", []),
+            *(
+                {
+                    "key": key,
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": eviction_toleration_seconds,
+                }
+                for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+            ),
+        ]
     return {
-        "apiVersion": "v1", "kind": "Pod",
+        "apiVersion": "v1",
+        "kind": "Pod",
         "metadata": {
-            "name": launcher_pod_name(name, uid), "namespace": meta["namespace"],
-            "labels": {**(meta.get("labels") or {}), "kubevirt.io": "virt-launcher",
-                       "kubevirt.io/created-by": uid, "vm.kubevirt.io/name": name},
+            "name": launcher_pod_name(name, uid),
+            "namespace": meta["namespace"],
+            "labels": {
+                **(meta.get("labels") or {}),
+                "kubevirt.io": "virt-launcher",
+                "kubevirt.io/created-by": uid,
+                "vm.kubevirt.io/name": name,
+            },
             "annotations": {"kubevirt.io/domain": name},
-            "ownerReferences": [{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
-                                 "name": name, "uid": uid, "controller": True, "blockOwnerDeletion": True}],
+            "ownerReferences": [
+                {
+                    "apiVersion": "kubevirt.io/v1",
+                    "kind": "VirtualMachineInstance",
+                    "name": name,
+                    "uid": uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
         "spec": pod_spec,
     }

@@ -120,11 +120,9 @@ class GuestLedger:
         with self._lock:
             return [i for i in self._history if vm is None or i.vm == vm]
 
-    def split_brain_events(self, vm: str | None = None, *,
-                           since: float | None = None) -> list[SplitBrainEvent]:
+    def split_brain_events(self, vm: str | None = None, *, since: float | None = None) -> list[SplitBrainEvent]:
         with self._lock:
-            return [e for e in self._events
-                    if (vm is None or e.vm == vm) and (since is None or e.at >= since)]
+            return [e for e in self._events if (vm is None or e.vm == vm) and (since is None or e.at >= since)]
 
     def assert_no_split_brain(self, vm: str | None = None, *, since: float | None = None) -> None:
         """Fail if two instances of a VM were ever live at the same moment (or are now)."""

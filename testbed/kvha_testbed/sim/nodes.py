@@ -88,9 +88,15 @@ class NodeAgents:
         if node is None or not kwok_managed(node) or not self.ctx.power.up(name):
             return  # no node, or its virt-handler is down with it
         try:
-            self.ctx.client.patch(NODES.path(name=name), {"metadata": {
-                "annotations": {HEARTBEAT_ANNOTATION: now_rfc3339()},
-                "labels": {SCHEDULABLE_LABEL: "true"}}})
+            self.ctx.client.patch(
+                NODES.path(name=name),
+                {
+                    "metadata": {
+                        "annotations": {HEARTBEAT_ANNOTATION: now_rfc3339()},
+                        "labels": {SCHEDULABLE_LABEL: "true"},
+                    }
+                },
+            )
         except KubeError as error:
             if not error.not_found:
                 raise
@@ -104,8 +110,7 @@ class NodeAgents:
             return
         if node is not None and (node["metadata"].get("labels") or {}).get(SCHEDULABLE_LABEL) == "true":
             try:
-                ctx.client.patch(NODES.path(name=name),
-                                 {"metadata": {"labels": {SCHEDULABLE_LABEL: "false"}}})
+                ctx.client.patch(NODES.path(name=name), {"metadata": {"labels": {SCHEDULABLE_LABEL: "false"}}})
             except KubeError as error:
                 if not error.not_found:
                     raise
@@ -120,18 +125,21 @@ class NodeAgents:
         pods = self.ctx.caches.pods.by_index("vmi", meta["uid"])
         if not pods:  # confirm against the API: the cache may lag
             found = self.ctx.client.get_or_none(
-                PODS.path(meta["namespace"], launcher_pod_name(meta["name"], meta["uid"])))
+                PODS.path(meta["namespace"], launcher_pod_name(meta["name"], meta["uid"]))
+            )
             pods = [found] if found else []
         return any(pod_alive(p) for p in pods)
 
     def _fail_unresponsive(self, vmi: Obj) -> None:
         meta, status = vmi["metadata"], vmi.get("status") or {}
         now = now_rfc3339()
-        conditions = set_condition(list(status.get("conditions") or []), kind="Ready", status="False",
-                                   now=now, reason=NODE_UNRESPONSIVE)
-        body = {"metadata": {"resourceVersion": meta["resourceVersion"]},
-                "status": {**transition(status, "Failed", now), "reason": NODE_UNRESPONSIVE,
-                           "conditions": conditions}}
+        conditions = set_condition(
+            list(status.get("conditions") or []), kind="Ready", status="False", now=now, reason=NODE_UNRESPONSIVE
+        )
+        body = {
+            "metadata": {"resourceVersion": meta["resourceVersion"]},
+            "status": {**transition(status, "Failed", now), "reason": NODE_UNRESPONSIVE, "conditions": conditions},
+        }
         path = VMIS.path(meta["namespace"], meta["name"])
         if self.ctx.vmi_status_subresource:
             path += "/status"

@@ -52,15 +52,31 @@ class KubeVirtSimulator:
         self.queue = WorkQueue()
         caches = Caches(
             vms=Informer(client, VMS, on_change=self._on_vm),
-            vmis=Informer(client, VMIS, on_change=self._on_vmi, indexers={
-                "node": lambda o: [n] if (n := (o.get("status") or {}).get("nodeName")) else []}),
-            pods=Informer(client, PODS, label_selector=LAUNCHER_SELECTOR, on_change=self._on_pod, indexers={
-                "vmi": lambda o: [u] if (u := (meta(o).get("labels") or {}).get(CREATED_BY)) else []}),
+            vmis=Informer(
+                client,
+                VMIS,
+                on_change=self._on_vmi,
+                indexers={"node": lambda o: [n] if (n := (o.get("status") or {}).get("nodeName")) else []},
+            ),
+            pods=Informer(
+                client,
+                PODS,
+                label_selector=LAUNCHER_SELECTOR,
+                on_change=self._on_pod,
+                indexers={"vmi": lambda o: [u] if (u := (meta(o).get("labels") or {}).get(CREATED_BY)) else []},
+            ),
             nodes=Informer(client, NODES, on_change=self._on_node),
         )
-        self.ctx = SimContext(client=client, config=self.config, queue=self.queue, ledger=self.ledger,
-                              power=self.power, caches=caches, vm_status_subresource=True,
-                              vmi_status_subresource=False)
+        self.ctx = SimContext(
+            client=client,
+            config=self.config,
+            queue=self.queue,
+            ledger=self.ledger,
+            power=self.power,
+            caches=caches,
+            vm_status_subresource=True,
+            vmi_status_subresource=False,
+        )
         self.nodes = NodeAgents(self.ctx)
         self.fence_agent = FenceAgent(self.ctx)
         self._workers: list[threading.Thread] = []
@@ -72,15 +88,15 @@ class KubeVirtSimulator:
     def __enter__(self) -> KubeVirtSimulator:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def start(self) -> KubeVirtSimulator:
         # Handle both shapes: KubeVirt's VM has a status subresource, its VMI does not.
         self.ctx.vm_status_subresource = has_status_subresource(self.client, "virtualmachines.kubevirt.io")
-        self.ctx.vmi_status_subresource = has_status_subresource(self.client,
-                                                                 "virtualmachineinstances.kubevirt.io")
+        self.ctx.vmi_status_subresource = has_status_subresource(self.client, "virtualmachineinstances.kubevirt.io")
         caches = self.ctx.caches
         for informer in (caches.nodes, caches.pods, caches.vmis, caches.vms):
             informer.start()
@@ -142,11 +158,13 @@ class KubeVirtSimulator:
 
     def wait_idle(self, *, timeout: float = 30.0, quiet: float = 0.5) -> None:
         """Wait until the work queue has stayed empty for `quiet` seconds."""
+
         def quiet_for() -> bool:
             if self.queue.depth():
                 return False
             time.sleep(quiet)
             return self.queue.depth() == 0
+
         wait_for(quiet_for, what="the KubeVirt simulator to go idle", timeout=timeout)
 
     # ----------------------------------------------------------------------------- actions
@@ -171,13 +189,32 @@ class KubeVirtSimulator:
             raise RuntimeError(f"{namespace}/{name} runs on {node}, which is {self.power.get(node).value}")
         self.ledger.stop(uid, reason="guest shut down")
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self.client.patch(PODS.path(namespace, launcher_pod_name(name, uid), "status"), {"status": {
-            "phase": "Succeeded",
-            "conditions": [{"type": "Ready", "status": "False", "reason": "PodCompleted"}],
-            "containerStatuses": [{"name": "compute", "ready": False, "restartCount": 0,
-                                   "image": "virt-launcher", "imageID": "",
-                                   "state": {"terminated": {"exitCode": 0, "reason": "Completed",
-                                                            "startedAt": now, "finishedAt": now}}}]}})
+        self.client.patch(
+            PODS.path(namespace, launcher_pod_name(name, uid), "status"),
+            {
+                "status": {
+                    "phase": "Succeeded",
+                    "conditions": [{"type": "Ready", "status": "False", "reason": "PodCompleted"}],
+                    "containerStatuses": [
+                        {
+                            "name": "compute",
+                            "ready": False,
+                            "restartCount": 0,
+                            "image": "virt-launcher",
+                            "imageID": "",
+                            "state": {
+                                "terminated": {
+                                    "exitCode": 0,
+                                    "reason": "Completed",
+                                    "startedAt": now,
+                                    "finishedAt": now,
+                                }
+                            },
+                        }
+                    ],
+                }
+            },
+        )
 
     # ----------------------------------------------------------------------------- events
 

@@ -96,14 +96,23 @@ def vmi_for(vm: Obj) -> Obj:
     template = (vm.get("spec") or {}).get("template") or {}
     template_meta = template.get("metadata") or {}
     return {
-        "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachineInstance",
         "metadata": {
-            "name": meta["name"], "namespace": meta["namespace"],
+            "name": meta["name"],
+            "namespace": meta["namespace"],
             "labels": dict(template_meta.get("labels") or {}),
             "annotations": dict(template_meta.get("annotations") or {}),
-            "ownerReferences": [{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
-                                 "name": meta["name"], "uid": meta["uid"],
-                                 "controller": True, "blockOwnerDeletion": True}],
+            "ownerReferences": [
+                {
+                    "apiVersion": "kubevirt.io/v1",
+                    "kind": "VirtualMachine",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
             "finalizers": [VMI_FINALIZER],
         },
         "spec": copy.deepcopy(template.get("spec") or {}),
@@ -144,14 +153,14 @@ def printable_status(vm: Obj, vmi: Obj | None) -> str:
     return "Starting"
 
 
-def set_condition(conditions: list[Obj], *, kind: str, status: str, now: str, reason: str = "",
-                  message: str = "") -> list[Obj]:
+def set_condition(
+    conditions: list[Obj], *, kind: str, status: str, now: str, reason: str = "", message: str = ""
+) -> list[Obj]:
     """Upsert a condition; lastTransitionTime moves only when status or reason changes."""
     old = condition(conditions, kind) or {}
     changed = old.get("status") != status or (old.get("reason") or "") != reason
     # No `lastProbeTime: null`: the API server drops nulls, and the next comparison would differ.
-    new: Obj = {"type": kind, "status": status,
-                "lastTransitionTime": now if changed else old.get("lastTransitionTime")}
+    new: Obj = {"type": kind, "status": status, "lastTransitionTime": now if changed else old.get("lastTransitionTime")}
     if reason:
         new["reason"] = reason
     if message:
@@ -164,13 +173,20 @@ def vm_status(vm: Obj, vmi: Obj | None, *, now: str) -> Obj:
     status = vm.get("status") or {}
     ready = vmi_ready(vmi) and not deleting(vmi)
     reason = "" if ready else ("VMINotExists" if vmi is None else "PodNotReady")
-    conditions = set_condition(list(status.get("conditions") or []), kind="Ready",
-                               status="True" if ready else "False", now=now, reason=reason)
+    conditions = set_condition(
+        list(status.get("conditions") or []), kind="Ready", status="True" if ready else "False", now=now, reason=reason
+    )
     if unschedulable(vmi):
         vmi_conditions = ((vmi or {}).get("status") or {}).get("conditions") or []
         scheduled = condition(vmi_conditions, "PodScheduled") or {}
-        conditions = set_condition(conditions, kind="PodScheduled", status="False", now=now,
-                                   reason="Unschedulable", message=scheduled.get("message", ""))
+        conditions = set_condition(
+            conditions,
+            kind="PodScheduled",
+            status="False",
+            now=now,
+            reason="Unschedulable",
+            message=scheduled.get("message", ""),
+        )
     else:
         conditions = [c for c in conditions if c.get("type") != "PodScheduled"]
     return {

@@ -30,19 +30,26 @@ def sync_vmi(ctx: SimContext, namespace: str, name: str) -> None:
     uid = vmi["metadata"]["uid"]
     node = (vmi.get("status") or {}).get("nodeName") or ""
     pods = _pods_of(ctx, vmi)
-    plan = plan_vmi(vmi, pods, node_up=ctx.power.up(node) if node else True,
-                    guest_live=_live(ctx, uid), now=now_rfc3339())
+    plan = plan_vmi(
+        vmi, pods, node_up=ctx.power.up(node) if node else True, guest_live=_live(ctx, uid), now=now_rfc3339()
+    )
     if plan.create_pod:
         try:
-            ctx.caches.pods.observe(ctx.client.create(PODS.path(namespace), launcher_pod(
-                vmi, cpu_allocation_ratio=ctx.config.cpu_allocation_ratio,
-                eviction_toleration_seconds=ctx.config.eviction_toleration_seconds)))
+            ctx.caches.pods.observe(
+                ctx.client.create(
+                    PODS.path(namespace),
+                    launcher_pod(
+                        vmi,
+                        cpu_allocation_ratio=ctx.config.cpu_allocation_ratio,
+                        eviction_toleration_seconds=ctx.config.eviction_toleration_seconds,
+                    ),
+                )
+            )
         except KubeError as error:
             if not error.conflict:
                 raise
     labels = {k: v for k, v in plan.labels.items() if (vmi["metadata"].get("labels") or {}).get(k) != v}
-    if (plan.status is not None or labels) and not _patch_vmi(ctx, vmi, status=plan.status or {},
-                                                                labels=labels):
+    if (plan.status is not None or labels) and not _patch_vmi(ctx, vmi, status=plan.status or {}, labels=labels):
         return
     if plan.start_guest:
         pod_node = next((p["spec"].get("nodeName") for p in pods if p["spec"].get("nodeName")), node)
@@ -67,8 +74,9 @@ def _pods_of(ctx: SimContext, vmi: Obj) -> list[Obj]:
     phase = (vmi.get("status") or {}).get("phase") or ""
     if pods or phase not in POD_PHASES:
         return pods
-    found = ctx.client.get_or_none(PODS.path(vmi["metadata"]["namespace"],
-                                             launcher_pod_name(vmi["metadata"]["name"], uid)))
+    found = ctx.client.get_or_none(
+        PODS.path(vmi["metadata"]["namespace"], launcher_pod_name(vmi["metadata"]["name"], uid))
+    )
     return [found] if found else []
 
 
@@ -115,10 +123,14 @@ def _finish_deletion(ctx: SimContext, vmi: Obj) -> None:
         return
     index = finalizers.index(VMI_FINALIZER)
     try:
-        ctx.client.patch(VMIS.path(namespace, name), [
-            {"op": "test", "path": f"/metadata/finalizers/{index}", "value": VMI_FINALIZER},
-            {"op": "remove", "path": f"/metadata/finalizers/{index}"},
-        ], content_type=JSON_PATCH)
+        ctx.client.patch(
+            VMIS.path(namespace, name),
+            [
+                {"op": "test", "path": f"/metadata/finalizers/{index}", "value": VMI_FINALIZER},
+                {"op": "remove", "path": f"/metadata/finalizers/{index}"},
+            ],
+            content_type=JSON_PATCH,
+        )
     except KubeError as error:
         if error.status in (404, 409, 422):
             return  # gone already, or finalizers changed under us: the next event re-queues

@@ -77,8 +77,9 @@ def plan_vmi(vmi: Obj, pods: list[Obj], *, node_up: bool, guest_live: bool, now:
         return _without_pod(status, current, node_up=node_up, now=now)
     pod_phase = (pod.get("status") or {}).get("phase") or "Pending"
     if pod_phase in ("Succeeded", "Failed"):
-        return VmiPlan(status=transition(status, pod_phase, now),
-                       stop_guest=f"launcher pod {pod_phase}" if guest_live else None)
+        return VmiPlan(
+            status=transition(status, pod_phase, now), stop_guest=f"launcher pod {pod_phase}" if guest_live else None
+        )
     return _follow_pod(status, current, pod, node_up=node_up, guest_live=guest_live, now=now)
 
 
@@ -89,8 +90,10 @@ def _without_pod(status: Obj, current: str, *, node_up: bool, now: str) -> VmiPl
         return VmiPlan(status=transition(status, "Failed", now))  # launcher pod vanished before boot
     if node_up:
         # virt-handler saw the domain vanish with its pod (the kubelet killed the container).
-        return VmiPlan(status={**transition(status, "Failed", now), "reason": "PodTerminated"},
-                       stop_guest="launcher pod deleted on a live node")
+        return VmiPlan(
+            status={**transition(status, "Failed", now), "reason": "PodTerminated"},
+            stop_guest="launcher pod deleted on a live node",
+        )
     return VmiPlan()  # node unreachable: only the node controller may act, after the heartbeat timeout
 
 
@@ -104,9 +107,14 @@ def _follow_pod(status: Obj, current: str, pod: Obj, *, node_up: bool, guest_liv
         next_phase = "Scheduling"
         scheduled = condition(pod_status.get("conditions") or [], "PodScheduled") or {}
         if scheduled.get("status") == "False":
-            conditions = set_condition(conditions, kind="PodScheduled", status="False", now=now,
-                                       reason=scheduled.get("reason", ""),
-                                       message=scheduled.get("message", ""))
+            conditions = set_condition(
+                conditions,
+                kind="PodScheduled",
+                status="False",
+                now=now,
+                reason=scheduled.get("reason", ""),
+                message=scheduled.get("message", ""),
+            )
     elif pod_status.get("phase") == "Running" and node_up and current != "Running":
         next_phase, plan.start_guest = "Running", True
     elif current == "Running" and node_up and not guest_live:
@@ -116,8 +124,9 @@ def _follow_pod(status: Obj, current: str, pod: Obj, *, node_up: bool, guest_liv
 
     pod_ready = (condition(pod_status.get("conditions") or [], "Ready") or {}).get("status") == "True"
     ready = next_phase == "Running" and pod_ready and not pod_meta.get("deletionTimestamp")
-    conditions = set_condition(conditions, kind="Ready", status="True" if ready else "False", now=now,
-                               reason="" if ready else "PodNotReady")
+    conditions = set_condition(
+        conditions, kind="Ready", status="True" if ready else "False", now=now, reason="" if ready else "PodNotReady"
+    )
     desired: Obj = {**transition(status, next_phase, now), "conditions": conditions}
     if node_name:
         desired["nodeName"] = node_name

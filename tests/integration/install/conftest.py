@@ -27,8 +27,14 @@ def kubectl(plane: Testbed) -> Kubectl:
     binary = str(resolve_assets().kubectl)
 
     def run(*args: str, stdin: str | None = None, kubeconfig: Path | None = None, check: bool = True) -> str:
-        proc = subprocess.run([binary, f"--kubeconfig={kubeconfig or plane.kubeconfig}", *args], input=stdin,
-                              capture_output=True, text=True, timeout=120, check=False)
+        proc = subprocess.run(
+            [binary, f"--kubeconfig={kubeconfig or plane.kubeconfig}", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
         return proc.stdout + (proc.stderr if not check else "")

@@ -17,8 +17,10 @@ pytestmark = pytest.mark.integration
 
 NO_NODE = "kvha-test/no-such-node"
 # A policy that selects no VM and watches no node, so no operator of another test would act on it.
-INERT_POLICY = (f"defaultPolicy.spec.nodeSelector.matchLabels.{NO_NODE}=x",
-                f"defaultPolicy.spec.vmSelector.matchLabels.{NO_NODE}=x")
+INERT_POLICY = (
+    f"defaultPolicy.spec.nodeSelector.matchLabels.{NO_NODE}=x",
+    f"defaultPolicy.spec.vmSelector.matchLabels.{NO_NODE}=x",
+)
 
 
 def test_bundle_passes_server_side_dry_run(kubectl: Kubectl) -> None:
@@ -37,8 +39,9 @@ def test_bundle_passes_server_side_dry_run(kubectl: Kubectl) -> None:
 
 
 def test_chart_applies_for_real(kubectl: Kubectl, release: Callable[..., Release]) -> None:
-    rel = release("kvha-apply", "defaultPolicy.enabled=true", *INERT_POLICY,
-                  extra=("--api-versions", "kvha.io/v1alpha1/HAPolicy"))
+    rel = release(
+        "kvha-apply", "defaultPolicy.enabled=true", *INERT_POLICY, extra=("--api-versions", "kvha.io/v1alpha1/HAPolicy")
+    )
     dry = kubectl("apply", "--server-side", "--dry-run=server", "-f", "-", stdin=rel.manifest)
     assert "HAPolicy" not in dry or "serverside-applied (server dry run)" in dry
     kubectl("apply", "--server-side", "-f", "-", stdin=rel.manifest)
@@ -60,8 +63,12 @@ def test_pod_is_admitted_under_restricted_pod_security(kubectl: Kubectl, release
     rel = release("kvha-psa")
     kubectl("label", "namespace", rel.namespace, "pod-security.kubernetes.io/enforce=restricted")
     template = rel.find("Deployment")["spec"]["template"]
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "psa-probe", **template["metadata"]},
-           "spec": template["spec"]}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "psa-probe", **template["metadata"]},
+        "spec": template["spec"],
+    }
     kubectl("-n", rel.namespace, "create", "serviceaccount", template["spec"]["serviceAccountName"])
     out = kubectl("-n", rel.namespace, "apply", "--dry-run=server", "-f", "-", stdin=json.dumps(pod), check=False)
     assert "created (server dry run)" in out, out
@@ -84,8 +91,15 @@ def helm_env(plane: Testbed, kubectl: Kubectl) -> Iterator[Callable[..., str]]:
 
     yield helm
     for crd in ("hapolicies.kvha.io", "nodefailovers.kvha.io"):
-        kubectl("annotate", "crd", crd, "meta.helm.sh/release-name-", "meta.helm.sh/release-namespace-",
-                "helm.sh/resource-policy-", check=False)
+        kubectl(
+            "annotate",
+            "crd",
+            crd,
+            "meta.helm.sh/release-name-",
+            "meta.helm.sh/release-namespace-",
+            "helm.sh/resource-policy-",
+            check=False,
+        )
     for namespace in namespaces:
         kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false")
 
@@ -93,21 +107,52 @@ def helm_env(plane: Testbed, kubectl: Kubectl) -> Iterator[Callable[..., str]]:
 def test_helm_install_upgrade_uninstall(kubectl: Kubectl, helm_env: Callable[..., str], tmp_path: Path) -> None:
     name = "kvha-helm"
     values = tmp_path / "values.yaml"
-    values.write_text(yaml.safe_dump({"defaultPolicy": {"enabled": True, "name": "kvha-helm-test", "spec": {
-        "nodeSelector": {"matchLabels": {NO_NODE: "x"}}, "vmSelector": {"matchLabels": {NO_NODE: "x"}}}}}))
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "defaultPolicy": {
+                    "enabled": True,
+                    "name": "kvha-helm-test",
+                    "spec": {
+                        "nodeSelector": {"matchLabels": {NO_NODE: "x"}},
+                        "vmSelector": {"matchLabels": {NO_NODE: "x"}},
+                    },
+                }
+            }
+        )
+    )
     chart = str(render_bundle.CHART)
     # The CRDs are there already (the testbed and the test above applied them with kubectl), as
     # after a switch from `kubectl apply` to Helm: docs/install.md's command for that takes them over.
-    helm_env("install", name, chart, "--namespace", name, "--create-namespace", "--take-ownership",
-             "--force-conflicts", "--values", str(values))
+    helm_env(
+        "install",
+        name,
+        chart,
+        "--namespace",
+        name,
+        "--create-namespace",
+        "--take-ownership",
+        "--force-conflicts",
+        "--values",
+        str(values),
+    )
     policy = json.loads(kubectl("get", "hapolicy", "kvha-helm-test", "-o", "json"))
     assert policy["metadata"]["annotations"]["meta.helm.sh/release-name"] == name
     assert "helm.sh/hook" not in policy["metadata"]["annotations"]  # the CRD was served: a regular object
     crd = json.loads(kubectl("get", "crd", "hapolicies.kvha.io", "-o", "json"))
     assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
-    helm_env("upgrade", name, chart, "--namespace", name, "--values", str(values),
-             "--set", "defaultPolicy.spec.restart.maxParallel=3")
+    helm_env(
+        "upgrade",
+        name,
+        chart,
+        "--namespace",
+        name,
+        "--values",
+        str(values),
+        "--set",
+        "defaultPolicy.spec.restart.maxParallel=3",
+    )
     upgraded = json.loads(kubectl("get", "hapolicy", "kvha-helm-test", "-o", "json"))
     assert upgraded["metadata"]["uid"] == policy["metadata"]["uid"], "the policy must be updated, not recreated"
     assert upgraded["spec"]["restart"]["maxParallel"] == 3

@@ -38,18 +38,35 @@ class Account:
     def can(self, triple: Triple, *, namespace: str = "", name: str = "") -> bool:
         group, resource, verb = triple
         resource, _, subresource = resource.partition("/")
-        review = kubernetes.client.AuthorizationV1Api(self.api).create_self_subject_access_review({
-            "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-            "spec": {"resourceAttributes": {"group": group, "resource": resource, "subresource": subresource,
-                                            "verb": verb, "namespace": namespace, "name": name}}})
+        review = kubernetes.client.AuthorizationV1Api(self.api).create_self_subject_access_review(
+            {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SelfSubjectAccessReview",
+                "spec": {
+                    "resourceAttributes": {
+                        "group": group,
+                        "resource": resource,
+                        "subresource": subresource,
+                        "verb": verb,
+                        "namespace": namespace,
+                        "name": name,
+                    }
+                },
+            }
+        )
         return bool(review.status.allowed)
 
 
 @pytest.fixture
 def account(plane: Testbed, kubectl: Kubectl, release: Callable[..., Release]) -> Account:
     rel = release("kvha-rbac")
-    kubectl("apply", "--server-side", "-f", "-",
-            stdin=rel.only("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"))
+    kubectl(
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
+        stdin=rel.only("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"),
+    )
     name = rel.find("ServiceAccount")["metadata"]["name"]
     kubeconfig = plane.serviceaccount_kubeconfig(rel.namespace, name, create=False)
     env = rel.find("Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -91,9 +108,13 @@ def test_leader_lease_rights_are_confined(account: Account) -> None:
 def test_server_lists_exactly_the_table(account: Account, kubectl: Kubectl) -> None:
     """`kubectl auth can-i --list` (a SelfSubjectRulesReview) in the release namespace: the chart's
     rules plus the built-in ones every user has, and nothing else."""
-    review = kubernetes.client.AuthorizationV1Api(account.api).create_self_subject_rules_review({
-        "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
-        "spec": {"namespace": account.release.namespace}})
+    review = kubernetes.client.AuthorizationV1Api(account.api).create_self_subject_rules_review(
+        {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectRulesReview",
+            "spec": {"namespace": account.release.namespace},
+        }
+    )
     listed: set[Triple] = set()
     for rule in review.status.resource_rules:
         if set(rule.api_groups or []) <= BUILT_IN_GROUPS:
@@ -113,11 +134,13 @@ def test_leader_election_works_with_the_chart_rbac(account: Account) -> None:
     assert elector.try_acquire_or_renew()  # creates the Lease
     assert elector.try_acquire_or_renew()  # renews it (get + update, by name)
     elector.release()
-    rival = LeaderElector(account.api, LeaseConfig(namespace=account.release.namespace, name=account.lease,
-                                                   identity="kvha-test-1"))
+    rival = LeaderElector(
+        account.api, LeaseConfig(namespace=account.release.namespace, name=account.lease, identity="kvha-test-1")
+    )
     assert rival.try_acquire_or_renew(), "a released Lease is free at once"
-    squatter = LeaderElector(account.api, LeaseConfig(namespace=account.release.namespace, name="other-lease",
-                                                      identity="kvha-test-2"))
+    squatter = LeaderElector(
+        account.api, LeaseConfig(namespace=account.release.namespace, name="other-lease", identity="kvha-test-2")
+    )
     with pytest.raises(ApiException) as refused:
         squatter.try_acquire_or_renew()  # reading (and so renewing) another Lease is refused
     assert refused.value.status == 403
@@ -132,8 +155,12 @@ def test_failover_runs_with_only_the_chart_rbac(account: Account, scenario: Scen
     scenario.nodes(2, memory="16Gi")
     old_uid = scenario.vmi_uid("guarded")
     scenario.policy(fencing={"strategy": "OutOfServiceTaint", "confirmation": "Manual"})
-    operator = scenario.operator("kvha-rbac-0", kubeconfig=account.kubeconfig, namespace=account.release.namespace,
-                                 env={"KVHA_LEASE_NAME": account.lease}).start()
+    operator = scenario.operator(
+        "kvha-rbac-0",
+        kubeconfig=account.kubeconfig,
+        namespace=account.release.namespace,
+        env={"KVHA_LEASE_NAME": account.lease},
+    ).start()
 
     scenario.bed.faults.power_off(host_a)
     scenario.failover(phase="Fencing")

@@ -32,8 +32,9 @@ def _entries(failover: Obj) -> dict[str, Obj]:
 
 
 def _events_for(scene: Scenario, kind: str, name: str) -> list[Obj]:
-    items, _ = scene.kube.list(f"/api/v1/namespaces/{scene.namespace}/events" if kind == "VirtualMachine"
-                               else "/api/v1/events")
+    items, _ = scene.kube.list(
+        f"/api/v1/namespaces/{scene.namespace}/events" if kind == "VirtualMachine" else "/api/v1/events"
+    )
     return [e for e in items if e["involvedObject"].get("kind") == kind and e["involvedObject"].get("name") == name]
 
 
@@ -43,10 +44,15 @@ def test_power_off_restores_vms_by_priority_and_reports_what_does_not_fit(scenar
     scene = scenario
     [host_a] = scene.nodes(1, cpu=16, memory="24Gi")
     victims = {
-        "crit-1": ("Highest", "2Gi", "Always"), "crit-2": ("Highest", "2Gi", "RerunOnFailure"),
-        "web-1": ("High", "1Gi", "Always"), "web-2": ("High", "1Gi", "Always"), "web-3": ("High", "1Gi", "Always"),
-        "app-1": ("Medium", "1Gi", "Always"), "app-2": ("Medium", "1Gi", "Always"),
-        "batch-1": ("Low", "1Gi", "Always"), "huge-1": ("Lowest", "8Gi", "Always"),
+        "crit-1": ("Highest", "2Gi", "Always"),
+        "crit-2": ("Highest", "2Gi", "RerunOnFailure"),
+        "web-1": ("High", "1Gi", "Always"),
+        "web-2": ("High", "1Gi", "Always"),
+        "web-3": ("High", "1Gi", "Always"),
+        "app-1": ("Medium", "1Gi", "Always"),
+        "app-2": ("Medium", "1Gi", "Always"),
+        "batch-1": ("Low", "1Gi", "Always"),
+        "huge-1": ("Lowest", "8Gi", "Always"),
         "off-1": ("Disabled", "1Gi", "Always"),
     }
     for name, (priority, memory, strategy) in victims.items():
@@ -55,13 +61,19 @@ def test_power_off_restores_vms_by_priority_and_reports_what_does_not_fit(scenar
         scene.bed.wait_vm_status(scene.namespace, name, "Running")
     host_b, host_c = scene.nodes(2, cpu=16, memory="16Gi")
     for host in (host_b, host_c):  # other tenants' VMs already use part of the survivors
-        scene.vm(f"filler-{host[-2:]}", memory="6Gi", node_selector={"kubernetes.io/hostname": host},
-                 annotations={"kvha.io/restart-priority": "Disabled"})
+        scene.vm(
+            f"filler-{host[-2:]}",
+            memory="6Gi",
+            node_selector={"kubernetes.io/hostname": host},
+            annotations={"kvha.io/restart-priority": "Disabled"},
+        )
     for host in (host_b, host_c):
         scene.bed.wait_vm_status(scene.namespace, f"filler-{host[-2:]}", "Running")
     old_uids = {name: scene.vmi_uid(name) for name in victims}
-    scene.policy(fencing={"strategy": "OutOfServiceTaint", "confirmation": "Manual"},
-                 restart={"maxParallel": 4, "tierOrdering": "WaitForReady", "tierTimeout": "60s"})
+    scene.policy(
+        fencing={"strategy": "OutOfServiceTaint", "confirmation": "Manual"},
+        restart={"maxParallel": 4, "tierOrdering": "WaitForReady", "tierTimeout": "60s"},
+    )
     op = scene.operator().start()
 
     scene.bed.faults.power_off(host_a)
@@ -89,14 +101,19 @@ def test_power_off_restores_vms_by_priority_and_reports_what_does_not_fit(scenar
         began = min(_ts(e["restartedAt"]) for e in entries.values() if e["priority"] == lower and e.get("restartedAt"))
         assert began >= ran, f"a {lower} VM restarted at {began} before the last {higher} VM ran at {ran}"
     # The stuck VM's owner reads why in `kubectl describe vm`, the admin reads it on the failover.
-    assert any(e["reason"] == "VMRestored" for e in _events_for(scene, "VirtualMachine", "crit-1")), \
-        _events_for(scene, "VirtualMachine", "crit-1")
-    assert any(e["reason"] == "FailoverCompleted"
-               for e in _events_for(scene, "NodeFailover", failover["metadata"]["name"]))
+    assert any(e["reason"] == "VMRestored" for e in _events_for(scene, "VirtualMachine", "crit-1")), _events_for(
+        scene, "VirtualMachine", "crit-1"
+    )
+    assert any(
+        e["reason"] == "FailoverCompleted" for e in _events_for(scene, "NodeFailover", failover["metadata"]["name"])
+    )
     assert op.metric("kvha_vms_restored_total", policy=scene.policy_name, priority="Highest") == 2.0
     assert op.metric("kvha_vm_recovery_seconds_count", policy=scene.policy_name) == float(len(restored))
-    wait_for(lambda: op.metric("kvha_vms_waiting_for_capacity", policy=scene.policy_name) == 1.0,
-             what="the waiting-for-capacity gauge to show the VM that does not fit", timeout=20)
+    wait_for(
+        lambda: op.metric("kvha_vms_waiting_for_capacity", policy=scene.policy_name) == 1.0,
+        what="the waiting-for-capacity gauge to show the VM that does not fit",
+        timeout=20,
+    )
     scene.bed.ledger.assert_no_split_brain()
 
 
@@ -116,9 +133,14 @@ def test_partition_restarts_nothing_until_fencing_is_confirmed(scenario: Scenari
     assert len(still_running) == 2
     failover = scene.failover(phase="Fencing")
     assert "kvha.io/fence-confirmed" in failover["status"]["message"]
-    holds_for(lambda: all(scene.vmi_uid(n) == old_uids[n] for n in old_uids)
-              and not _has_taint(scene, host_a, "node.kubernetes.io/out-of-service"),
-              what="no restart and no taint without confirmation", duration=10)
+    holds_for(
+        lambda: (
+            all(scene.vmi_uid(n) == old_uids[n] for n in old_uids)
+            and not _has_taint(scene, host_a, "node.kubernetes.io/out-of-service")
+        ),
+        what="no restart and no taint without confirmation",
+        duration=10,
+    )
     scene.bed.ledger.assert_no_split_brain()
 
     scene.bed.faults.power_off(host_a)  # the admin really powers it off, then confirms
@@ -143,13 +165,24 @@ def test_remediation_strategy_fences_through_the_fence_agent(scenario: Scenario)
     template_ns = scene.namespace
     scene.kube.create(
         f"/apis/self-node-remediation.medik8s.io/v1alpha1/namespaces/{template_ns}/selfnoderemediationtemplates",
-        {"apiVersion": "self-node-remediation.medik8s.io/v1alpha1", "kind": "SelfNodeRemediationTemplate",
-         "metadata": {"name": "automatic", "namespace": template_ns},
-         "spec": {"template": {"spec": {"remediationStrategy": "OutOfServiceTaint"}}}},
+        {
+            "apiVersion": "self-node-remediation.medik8s.io/v1alpha1",
+            "kind": "SelfNodeRemediationTemplate",
+            "metadata": {"name": "automatic", "namespace": template_ns},
+            "spec": {"template": {"spec": {"remediationStrategy": "OutOfServiceTaint"}}},
+        },
     )
-    scene.policy(fencing={"strategy": "Remediation", "remediationTemplate": {
-        "apiVersion": "self-node-remediation.medik8s.io/v1alpha1", "kind": "SelfNodeRemediationTemplate",
-        "name": "automatic", "namespace": template_ns}})
+    scene.policy(
+        fencing={
+            "strategy": "Remediation",
+            "remediationTemplate": {
+                "apiVersion": "self-node-remediation.medik8s.io/v1alpha1",
+                "kind": "SelfNodeRemediationTemplate",
+                "name": "automatic",
+                "namespace": template_ns,
+            },
+        }
+    )
     scene.operator().start()
 
     scene.bed.faults.partition(host_a)  # guests alive until the fence agent acts
@@ -158,7 +191,8 @@ def test_remediation_strategy_fences_through_the_fence_agent(scenario: Scenario)
     assert failover["status"]["restored"] == 1
     assert scene.vmi_uid("svc-1") != old_uid
     remediation = scene.kube.get(
-        f"/apis/self-node-remediation.medik8s.io/v1alpha1/namespaces/{template_ns}/selfnoderemediations/{host_a}")
+        f"/apis/self-node-remediation.medik8s.io/v1alpha1/namespaces/{template_ns}/selfnoderemediations/{host_a}"
+    )
     assert remediation["spec"] == {"remediationStrategy": "OutOfServiceTaint"}
     scene.bed.ledger.assert_no_split_brain()
 
@@ -206,9 +240,14 @@ def test_storm_of_two_dead_hosts_out_of_three_fences_nothing(scenario: Scenario)
     assert "nothing is fenced or restarted" in condition["message"]
     for host in hosts[:2]:
         scene.confirm_fenced(host)  # even a confirmation does not let kvha act during a storm
-    holds_for(lambda: all(not _has_taint(scene, h, "node.kubernetes.io/out-of-service") for h in hosts)
-              and all(scene.vmi_uid(n) == u for n, u in old_uids.items()),
-              what="no taint and no restart during the storm", duration=8)
+    holds_for(
+        lambda: (
+            all(not _has_taint(scene, h, "node.kubernetes.io/out-of-service") for h in hosts)
+            and all(scene.vmi_uid(n) == u for n, u in old_uids.items())
+        ),
+        what="no taint and no restart during the storm",
+        duration=8,
+    )
 
 
 def test_operator_killed_mid_incident_resumes_without_losing_or_doubling_vms(scenario: Scenario) -> None:
@@ -221,15 +260,20 @@ def test_operator_killed_mid_incident_resumes_without_losing_or_doubling_vms(sce
         scene.bed.wait_vm_status(scene.namespace, name, "Running")
     scene.nodes(2, memory="16Gi")
     old_uids = {n: scene.vmi_uid(n) for n in names}
-    scene.policy(fencing={"strategy": "OutOfServiceTaint", "confirmation": "Manual"},
-                 restart={"maxParallel": 1, "tierOrdering": "None"})
+    scene.policy(
+        fencing={"strategy": "OutOfServiceTaint", "confirmation": "Manual"},
+        restart={"maxParallel": 1, "tierOrdering": "None"},
+    )
     first = scene.operator("kvha-0").start()
 
     scene.bed.faults.power_off(host_a)
     scene.failover(phase="Fencing")
     scene.confirm_fenced(host_a)
-    wait_for(lambda: (scene.failover().get("status") or {}).get("restored", 0) >= 1,
-             what="the first VM to be restored", timeout=90)
+    wait_for(
+        lambda: (scene.failover().get("status") or {}).get("restored", 0) >= 1,
+        what="the first VM to be restored",
+        timeout=90,
+    )
     first.kill()  # SIGKILL: no lease release, no status flush
     partial = scene.failover()["status"]
     assert partial["phase"] == "Restarting", partial
@@ -256,8 +300,9 @@ def test_baseline_side_by_side_unprotected_vm_stays_stuck_protected_vm_comes_bac
         scene.bed.wait_vm_status(scene.namespace, name, "Running")
     scene.nodes(2, memory="16Gi")
     stuck_uid = scene.vmi_uid("without-kvha")
-    scene.policy(vmSelector={"matchLabels": {"ha": "on"}},
-                 fencing={"strategy": "OutOfServiceTaint", "confirmation": "Manual"})
+    scene.policy(
+        vmSelector={"matchLabels": {"ha": "on"}}, fencing={"strategy": "OutOfServiceTaint", "confirmation": "Manual"}
+    )
     scene.operator().start()
 
     started = time.monotonic()

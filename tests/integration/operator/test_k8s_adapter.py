@@ -17,16 +17,21 @@ from kvha_testbed.testbed import Testbed
 pytestmark = pytest.mark.integration
 
 
-def test_mark_vmi_failed_only_touches_the_instance_it_names(plane: Testbed, namespace: str,
-                                                             nodes: Callable[..., list[str]]) -> None:
+def test_mark_vmi_failed_only_touches_the_instance_it_names(
+    plane: Testbed, namespace: str, nodes: Callable[..., list[str]]
+) -> None:
     nodes(1)
     plane.client.create(VMS.path(namespace), vm_manifest("guest", namespace=namespace, run_strategy="Manual"))
     kube = Kube(plane.kubernetes_client())
-    plane.client.create(VMIS.path(namespace), {
-        "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
-        "metadata": {"name": "lonely", "namespace": namespace},
-        "spec": {"domain": {"devices": {}, "memory": {"guest": "1Gi"}}},
-    })
+    plane.client.create(
+        VMIS.path(namespace),
+        {
+            "apiVersion": "kubevirt.io/v1",
+            "kind": "VirtualMachineInstance",
+            "metadata": {"name": "lonely", "namespace": namespace},
+            "spec": {"domain": {"devices": {}, "memory": {"guest": "1Gi"}}},
+        },
+    )
     vmi = plane.wait_vmi_phase(namespace, "lonely", "Running")
     uid = vmi["metadata"]["uid"]
 

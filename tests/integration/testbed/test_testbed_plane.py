@@ -30,8 +30,13 @@ def _taints(kube: KubeClient, node: str) -> set[tuple[str, str]]:
 def test_scheduler_places_pod_and_vm_by_requests(plane: Testbed, namespace: str, nodes) -> None:
     kube = plane.client
     small, big = nodes(1, cpu=2, memory="4Gi")[0], nodes(1, cpu=8, memory="32Gi")[0]
-    kube.create(PODS.path(namespace), {"metadata": {"name": "needs-3-cpus"}, "spec": {"containers": [
-        {"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "3"}}}]}})
+    kube.create(
+        PODS.path(namespace),
+        {
+            "metadata": {"name": "needs-3-cpus"},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "3"}}}]},
+        },
+    )
     kube.create(VMS.path(namespace), vm_manifest("needs-8gi", namespace=namespace, cpu=1, memory="8Gi"))
 
     def running_pod() -> dict[str, Any] | None:
@@ -51,8 +56,7 @@ def test_scheduler_places_pod_and_vm_by_requests(plane: Testbed, namespace: str,
     assert labels["kubevirt.io"] == "virt-launcher"
     assert labels["kubevirt.io/created-by"] == vmi["metadata"]["uid"]
     assert launcher["spec"]["nodeSelector"]["kubevirt.io/schedulable"] == "true"
-    assert launcher["spec"]["containers"][0]["resources"]["requests"] == \
-        launcher_requests(vmi["spec"])["requests"]
+    assert launcher["spec"]["containers"][0]["resources"]["requests"] == launcher_requests(vmi["spec"])["requests"]
 
 
 def test_vm_that_fits_nowhere_is_unschedulable(plane: Testbed, namespace: str, nodes) -> None:
@@ -73,15 +77,20 @@ def test_power_off_makes_node_unknown_and_tainted(plane: Testbed, nodes) -> None
     victim, *_ = nodes(3, cpu=4, memory="8Gi")  # keep the zone out of the controller's disruption mode
     plane.faults.power_off(victim)
 
-    wait_for(lambda: _ready(kube.get(NODES.path(name=victim))) == "Unknown",
-             what=f"{victim} to become Ready=Unknown", timeout=60)
-    wait_for(lambda: _taints(kube, victim) >= {(UNREACHABLE, "NoSchedule"), (UNREACHABLE, "NoExecute")},
-             what="unreachable taints from the controller-manager", timeout=30)
+    wait_for(
+        lambda: _ready(kube.get(NODES.path(name=victim))) == "Unknown",
+        what=f"{victim} to become Ready=Unknown",
+        timeout=60,
+    )
+    wait_for(
+        lambda: _taints(kube, victim) >= {(UNREACHABLE, "NoSchedule"), (UNREACHABLE, "NoExecute")},
+        what="unreachable taints from the controller-manager",
+        timeout=30,
+    )
     assert "kwok.x-k8s.io/managed" not in kube.get(NODES.path(name=victim))["metadata"]["labels"]
 
     plane.faults.revive(victim)
-    wait_for(lambda: _ready(kube.get(NODES.path(name=victim))) == "True", what=f"{victim} Ready again",
-             timeout=60)
+    wait_for(lambda: _ready(kube.get(NODES.path(name=victim))) == "True", what=f"{victim} Ready again", timeout=60)
     wait_for(lambda: not _taints(kube, victim), what="the taints to be lifted", timeout=30)
 
 
@@ -101,12 +110,18 @@ def test_serviceaccount_gets_exactly_what_is_bound(plane: Testbed, namespace: st
     assert denied.value.status == 403
 
     rbac = "/apis/rbac.authorization.k8s.io/v1"
-    plane.client.create(f"{rbac}/namespaces/{namespace}/roles", {"metadata": {"name": "read-pods"}, "rules": [
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]})
-    plane.client.create(f"{rbac}/namespaces/{namespace}/rolebindings", {
-        "metadata": {"name": "read-pods"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "read-pods"},
-        "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": namespace}]})
+    plane.client.create(
+        f"{rbac}/namespaces/{namespace}/roles",
+        {"metadata": {"name": "read-pods"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]},
+    )
+    plane.client.create(
+        f"{rbac}/namespaces/{namespace}/rolebindings",
+        {
+            "metadata": {"name": "read-pods"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "read-pods"},
+            "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": namespace}],
+        },
+    )
     pods = wait_for(lambda: api.list_namespaced_pod(namespace), what="the role binding to take effect")
     assert pods.items == []
 

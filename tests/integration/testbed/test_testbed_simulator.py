@@ -36,6 +36,7 @@ def _wait_unreachable(plane: Testbed, node: str) -> None:
 
     Restarting earlier would let the scheduler put the new launcher pod on the dead node itself.
     """
+
     def tainted() -> bool:
         taints = plane.client.get(NODES.path(name=node))["spec"].get("taints", [])
         return any(t["key"] == "node.kubernetes.io/unreachable" and t["effect"] == "NoSchedule" for t in taints)
@@ -60,17 +61,26 @@ def test_baseline_without_ha_the_vm_stays_stuck(plane: Testbed, namespace: str, 
     pod_path = PODS.path(namespace, _launcher(plane, namespace, "stuck")["metadata"]["name"])
     plane.faults.power_off(node)
 
-    wait_for(lambda: kube.get(pod_path)["metadata"].get("deletionTimestamp"),
-             what="taint-based eviction to mark the launcher pod Terminating", timeout=60)
-    wait_for(lambda: kube.get(NODES.path(name=node))["metadata"]["labels"].get("kubevirt.io/schedulable")
-             == "false", what="the node controller to mark the node unschedulable",
-             timeout=plane.config.simulator.heartbeat_timeout + 30)
+    wait_for(
+        lambda: kube.get(pod_path)["metadata"].get("deletionTimestamp"),
+        what="taint-based eviction to mark the launcher pod Terminating",
+        timeout=60,
+    )
+    wait_for(
+        lambda: kube.get(NODES.path(name=node))["metadata"]["labels"].get("kubevirt.io/schedulable") == "false",
+        what="the node controller to mark the node unschedulable",
+        timeout=plane.config.simulator.heartbeat_timeout + 30,
+    )
 
     def still_stuck() -> bool:
         current, pod = plane.vmi(namespace, "stuck"), kube.get_or_none(pod_path)
-        return (current is not None and current["metadata"]["uid"] == uid
-                and current["status"]["phase"] == "Running"
-                and pod is not None and pod["metadata"].get("deletionTimestamp") is not None)
+        return (
+            current is not None
+            and current["metadata"]["uid"] == uid
+            and current["status"]["phase"] == "Running"
+            and pod is not None
+            and pod["metadata"].get("deletionTimestamp") is not None
+        )
 
     holds_for(still_stuck, what="the old VMI Running with a Terminating pod and no second VMI", duration=5)
     assert plane.ledger.live_instances(vm_key(namespace, "stuck")) == []
@@ -84,8 +94,9 @@ def test_partition_keeps_the_guest_running(plane: Testbed, namespace: str, nodes
     plane.faults.partition(node)
 
     def ready() -> str:
-        return next(c["status"] for c in plane.client.get(NODES.path(name=node))["status"]["conditions"]
-                    if c["type"] == "Ready")
+        return next(
+            c["status"] for c in plane.client.get(NODES.path(name=node))["status"]["conditions"] if c["type"] == "Ready"
+        )
 
     wait_for(lambda: ready() == "Unknown", what=f"{node} Ready=Unknown", timeout=60)
     live = plane.ledger.live_instances(vm_key(namespace, "cut-off"))
@@ -93,8 +104,11 @@ def test_partition_keeps_the_guest_running(plane: Testbed, namespace: str, nodes
     assert plane.faults.state(node) is Power.PARTITIONED
 
     assert plane.faults.revive(node) == []  # nothing superseded it: the guest simply carries on
-    wait_for(lambda: (plane.vm(namespace, "cut-off") or {}).get("status", {}).get("ready"),
-             what="the VM to be ready again once its node is back", timeout=60)
+    wait_for(
+        lambda: (plane.vm(namespace, "cut-off") or {}).get("status", {}).get("ready"),
+        what="the VM to be ready again once its node is back",
+        timeout=60,
+    )
     assert [i.vmi_uid for i in plane.ledger.live_instances(vm_key(namespace, "cut-off"))] == [uid]
 
 
@@ -154,17 +168,21 @@ def test_node_controller_fails_podless_vmi_on_dead_node(plane: Testbed, namespac
 
     def failed_or_replaced() -> bool:
         current = plane.vmi(namespace, "orphan") or {}
-        return (current.get("status", {}).get("reason") == "NodeUnresponsive"
-                or current.get("metadata", {}).get("uid") != vmi["metadata"]["uid"])
+        return (
+            current.get("status", {}).get("reason") == "NodeUnresponsive"
+            or current.get("metadata", {}).get("uid") != vmi["metadata"]["uid"]
+        )
 
-    wait_for(failed_or_replaced, what="the node controller to fail the VMI",
-             timeout=plane.config.simulator.heartbeat_timeout + 30)
+    wait_for(
+        failed_or_replaced,
+        what="the node controller to fail the VMI",
+        timeout=plane.config.simulator.heartbeat_timeout + 30,
+    )
     new = plane.wait_vmi_phase(namespace, "orphan", "Running", uid_not=vmi["metadata"]["uid"], timeout=60)
     assert new["status"]["nodeName"] != vmi["status"]["nodeName"]
 
 
-def test_rerun_on_failure_restarts_after_failure_not_after_success(plane: Testbed, namespace: str,
-                                                                    nodes) -> None:
+def test_rerun_on_failure_restarts_after_failure_not_after_success(plane: Testbed, namespace: str, nodes) -> None:
     nodes(2, cpu=4, memory="8Gi")
     first = _start_vm(plane, namespace, "rerun", run_strategy="RerunOnFailure")
     plane.client.patch(VMIS.path(namespace, "rerun"), {"status": {"phase": "Failed"}})
@@ -176,8 +194,11 @@ def test_rerun_on_failure_restarts_after_failure_not_after_success(plane: Testbe
     plane.sim.guest_shutdown(namespace, "rerun")
     plane.wait_vmi_phase(namespace, "rerun", "Succeeded")
     plane.wait_vm_status(namespace, "rerun", "Stopped")
-    holds_for(lambda: (plane.vmi(namespace, "rerun") or {}).get("metadata", {}).get("uid")
-              == second["metadata"]["uid"], what="the Succeeded VMI to stay (no restart)", duration=3)
+    holds_for(
+        lambda: (plane.vmi(namespace, "rerun") or {}).get("metadata", {}).get("uid") == second["metadata"]["uid"],
+        what="the Succeeded VMI to stay (no restart)",
+        duration=3,
+    )
 
 
 def test_always_restarts_after_guest_shutdown(plane: Testbed, namespace: str, nodes) -> None:
@@ -191,14 +212,16 @@ def test_halted_and_manual_vms_do_not_start_by_themselves(plane: Testbed, namesp
     kube = plane.client
     nodes(1, cpu=4, memory="8Gi")
     kube.create(VMS.path(namespace), vm_manifest("halted", namespace=namespace, run_strategy="Halted"))
-    kube.create(VMS.path(namespace), vm_manifest("legacy-off", namespace=namespace, run_strategy=None,
-                                                 running=False))
+    kube.create(VMS.path(namespace), vm_manifest("legacy-off", namespace=namespace, run_strategy=None, running=False))
     kube.create(VMS.path(namespace), vm_manifest("manual", namespace=namespace, run_strategy="Manual"))
     names = ("halted", "legacy-off", "manual")
     for name in names:
         plane.wait_vm_status(namespace, name, "Stopped")
-    holds_for(lambda: all(plane.vmi(namespace, n) is None for n in names),
-              what="no VMI for Halted, running:false and Manual VMs", duration=3)
+    holds_for(
+        lambda: all(plane.vmi(namespace, n) is None for n in names),
+        what="no VMI for Halted, running:false and Manual VMs",
+        duration=3,
+    )
 
     # `virtctl start` goes through virt-api, which records a state change request on the VM.
     start = {"status": {"stateChangeRequests": [{"action": "Start"}]}}
@@ -215,15 +238,25 @@ def test_fence_agent_powers_off_and_reports_succeeded(plane: Testbed, namespace:
     nodes(3, cpu=4, memory="8Gi")
     vmi = _start_vm(plane, namespace, "fenced")
     node = vmi["status"]["nodeName"]
-    kube.create(FENCE_AGENTS_REMEDIATIONS.path(namespace), {
-        "apiVersion": "fence-agents-remediation.medik8s.io/v1alpha1", "kind": "FenceAgentsRemediation",
-        "metadata": {"name": node},
-        "spec": {"agent": "fence_ipmilan", "remediationStrategy": "OutOfServiceTaint"}})
+    kube.create(
+        FENCE_AGENTS_REMEDIATIONS.path(namespace),
+        {
+            "apiVersion": "fence-agents-remediation.medik8s.io/v1alpha1",
+            "kind": "FenceAgentsRemediation",
+            "metadata": {"name": node},
+            "spec": {"agent": "fence_ipmilan", "remediationStrategy": "OutOfServiceTaint"},
+        },
+    )
 
     conditions = wait_for(
-        lambda: (c if (c := _conditions(kube.get(FENCE_AGENTS_REMEDIATIONS.path(namespace, node))))
-                 .get("Succeeded") == "True" else None),
-        what="the fence agent to report Succeeded", timeout=30)
+        lambda: (
+            c
+            if (c := _conditions(kube.get(FENCE_AGENTS_REMEDIATIONS.path(namespace, node)))).get("Succeeded") == "True"
+            else None
+        ),
+        what="the fence agent to report Succeeded",
+        timeout=30,
+    )
     assert conditions["Processing"] == "False"
     assert conditions["FenceAgentActionSucceeded"] == "True"
     assert plane.faults.state(node) is Power.POWERED_OFF
@@ -232,8 +265,11 @@ def test_fence_agent_powers_off_and_reports_succeeded(plane: Testbed, namespace:
     assert taint in kube.get(NODES.path(name=node))["spec"].get("taints", [])
 
     kube.delete(FENCE_AGENTS_REMEDIATIONS.path(namespace, node))
-    wait_for(lambda: taint not in kube.get(NODES.path(name=node))["spec"].get("taints", []),
-             what="the out-of-service taint to go with the remediation", timeout=30)
+    wait_for(
+        lambda: taint not in kube.get(NODES.path(name=node))["spec"].get("taints", []),
+        what="the out-of-service taint to go with the remediation",
+        timeout=30,
+    )
 
 
 def test_self_node_remediation_success_and_failure(plane: Testbed, namespace: str, nodes) -> None:
@@ -242,9 +278,15 @@ def test_self_node_remediation_success_and_failure(plane: Testbed, namespace: st
     plane.fence_agent.fail(healthy)
     try:
         for node in (healthy, doomed):
-            kube.create(SELF_NODE_REMEDIATIONS.path(namespace), {
-                "apiVersion": "self-node-remediation.medik8s.io/v1alpha1", "kind": "SelfNodeRemediation",
-                "metadata": {"name": node}, "spec": {}})
+            kube.create(
+                SELF_NODE_REMEDIATIONS.path(namespace),
+                {
+                    "apiVersion": "self-node-remediation.medik8s.io/v1alpha1",
+                    "kind": "SelfNodeRemediation",
+                    "metadata": {"name": node},
+                    "spec": {},
+                },
+            )
 
         def outcome(node: str) -> str | None:
             status = _conditions(kube.get(SELF_NODE_REMEDIATIONS.path(namespace, node))).get("Succeeded")

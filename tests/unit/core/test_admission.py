@@ -90,10 +90,15 @@ def test_the_reported_tolerance_is_backed_by_an_actual_placement(
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 5), st.integers(1, 8)), min_size=1, max_size=25),
-       st.lists(st.integers(4, 40), min_size=2, max_size=6), st.integers(1, 4))
+@given(
+    st.lists(st.tuples(st.integers(0, 5), st.integers(1, 8)), min_size=1, max_size=25),
+    st.lists(st.integers(4, 40), min_size=2, max_size=6),
+    st.integers(1, 4),
+)
 def test_building_candidates_for_the_worst_hosts_only_gives_the_same_answer(
-    vms_spec: list[tuple[int, int]], free_gib: list[int], limit: int,
+    vms_spec: list[tuple[int, int]],
+    free_gib: list[int],
+    limit: int,
 ) -> None:
     """The operator's cheap path (kvha.admission.capacity_for_protected) must agree with the
     exact one that builds a candidate for every protected VM."""
@@ -103,12 +108,15 @@ def test_building_candidates_for_the_worst_hosts_only_gives_the_same_answer(
     for index, (host_index, gib) in enumerate(vms_spec):
         node = f"h{host_index % len(nodes)}"
         vm = make_vm(f"vm{index}", memory=gib * GI)
-        protected.append(ProtectedVM(vm=vm, node=node, pod=make_launcher(vm, vmi_uid=f"uid-{index:05d}", node=node),
-                                     priority=3))
+        protected.append(
+            ProtectedVM(vm=vm, node=node, pod=make_launcher(vm, vmi_uid=f"uid-{index:05d}", node=node), priority=3)
+        )
     exact: dict[str, list[Candidate]] = {}
     for item in protected:
         cpu, memory = launcher_requests(item.vm, item.pod)
-        exact.setdefault(item.node, []).append(Candidate(item.vm.key, cpu, memory,
-                                                         launcher_placement(item.vm, item.pod), 3))
-    assert capacity_for_protected(protected=protected, nodes=nodes, limit=limit) == \
-        failover_capacity(protected_by_node=exact, nodes=nodes, limit=limit)
+        exact.setdefault(item.node, []).append(
+            Candidate(item.vm.key, cpu, memory, launcher_placement(item.vm, item.pod), 3)
+        )
+    assert capacity_for_protected(protected=protected, nodes=nodes, limit=limit) == failover_capacity(
+        protected_by_node=exact, nodes=nodes, limit=limit
+    )

@@ -301,15 +301,30 @@ def test_a_replacement_the_scheduler_cannot_place_waits_for_capacity_without_hol
     """KubeVirt may recreate a VM itself once the out-of-service taint removed its pod; if no node
     has room, the VM waits for capacity (the incident can complete) instead of 'Restarting' forever."""
     now = NOW
-    vm = VMView(namespace="ns", name="big", run_strategy="Always", memory_bytes=2**33,
-                printable_status="ErrorUnschedulable")
-    entry = FailoverVM(namespace="ns", name="big", priority="Medium", from_node="dead",
-                       state=VMState.RESTARTING, old_vmi_uid="old", restarted_at=now)
+    vm = VMView(
+        namespace="ns", name="big", run_strategy="Always", memory_bytes=2**33, printable_status="ErrorUnschedulable"
+    )
+    entry = FailoverVM(
+        namespace="ns",
+        name="big",
+        priority="Medium",
+        from_node="dead",
+        state=VMState.RESTARTING,
+        old_vmi_uid="old",
+        restarted_at=now,
+    )
     snapshot = FailoverSnapshot(
-        failed_node="dead", entries=[entry], vms={vm.key: vm},
+        failed_node="dead",
+        entries=[entry],
+        vms={vm.key: vm},
         vmis={vm.key: VMIView(namespace="ns", name="big", uid="new", node_name=None, phase="Scheduling")},
-        launcher_pods={}, nodes=[], fenced=True, unfenced_allowed=False, unfenced_safe=set(),
-        restart=RestartSpec(max_parallel=1), now=now,
+        launcher_pods={},
+        nodes=[],
+        fenced=True,
+        unfenced_allowed=False,
+        unfenced_safe=set(),
+        restart=RestartSpec(max_parallel=1),
+        now=now,
     )
     plan = plan_failover(snapshot)
     assert plan.entries[0].state is VMState.WAITING_FOR_CAPACITY

@@ -19,11 +19,14 @@ def chart() -> ModuleType:
 def render() -> Callable[..., Manifest]:
     """Render the chart with values files from tests/unit/install/values/ and --set items."""
 
-    def _render(*values: str, set_values: tuple[str, ...] = (), extra: tuple[str, ...] = (),
-                release: str = render_bundle.RELEASE) -> Manifest:
+    def _render(
+        *values: str,
+        set_values: tuple[str, ...] = (),
+        extra: tuple[str, ...] = (),
+        release: str = render_bundle.RELEASE,
+    ) -> Manifest:
         files = [VALUES / f"{name}.yaml" for name in values]
-        return parse(render_bundle.template(values_files=files, set_values=set_values, extra=extra,
-                                            release=release))
+        return parse(render_bundle.template(values_files=files, set_values=set_values, extra=extra, release=release))
 
     return _render
 

@@ -29,32 +29,58 @@ def _health(key: str, obj: dict[str, Any]) -> dict[str, str]:
     return dict(result.items())
 
 
-def _policy(*conditions: tuple[str, str], generation: int = 1, observed: int | None = 1,
-            status: bool = True) -> dict[str, Any]:
-    obj: dict[str, Any] = {"apiVersion": "kvha.io/v1alpha1", "kind": "HAPolicy",
-                           "metadata": {"name": "p", "generation": generation}}
+def _policy(
+    *conditions: tuple[str, str], generation: int = 1, observed: int | None = 1, status: bool = True
+) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "apiVersion": "kvha.io/v1alpha1",
+        "kind": "HAPolicy",
+        "metadata": {"name": "p", "generation": generation},
+    }
     if status:
-        obj["status"] = {"protectedVms": 12, "conditions": [
-            {"type": kind, "status": value, "reason": f"{kind}{value}", "message": f"{kind} is {value}"}
-            for kind, value in conditions]}
+        obj["status"] = {
+            "protectedVms": 12,
+            "conditions": [
+                {"type": kind, "status": value, "reason": f"{kind}{value}", "message": f"{kind} is {value}"}
+                for kind, value in conditions
+            ],
+        }
         if observed is not None:
             obj["status"]["observedGeneration"] = observed
     return obj
 
 
-@pytest.mark.parametrize(("obj", "status", "message"), [
-    (_policy(status=False), "Progressing", "Waiting for kvha"),
-    (_policy((COND_READY, "True"), generation=2, observed=1), "Progressing", "latest spec"),
-    (_policy((COND_READY, "Unknown")), "Progressing", "Waiting for kvha"),
-    (_policy((COND_READY, "True"), (COND_FAILOVER_CAPACITY, "True"), (COND_STORM_GUARD, "False")),
-     "Healthy", "Protecting 12 VM(s)"),
-    (_policy((COND_READY, "True")), "Healthy", "Protecting 12 VM(s)"),
-    (_policy((COND_READY, "False")), "Degraded", "Ready is False"),
-    (_policy((COND_READY, "True"), (COND_FAILOVER_CAPACITY, "False")), "Degraded",
-     "Insufficient failover capacity: FailoverCapacitySufficient is False"),
-    (_policy((COND_READY, "True"), (COND_STORM_GUARD, "True")), "Degraded", "Storm guard active"),
-], ids=["no-status", "stale-generation", "ready-unknown", "healthy", "healthy-no-capacity-yet", "invalid",
-        "capacity-short", "storm"])
+@pytest.mark.parametrize(
+    ("obj", "status", "message"),
+    [
+        (_policy(status=False), "Progressing", "Waiting for kvha"),
+        (_policy((COND_READY, "True"), generation=2, observed=1), "Progressing", "latest spec"),
+        (_policy((COND_READY, "Unknown")), "Progressing", "Waiting for kvha"),
+        (
+            _policy((COND_READY, "True"), (COND_FAILOVER_CAPACITY, "True"), (COND_STORM_GUARD, "False")),
+            "Healthy",
+            "Protecting 12 VM(s)",
+        ),
+        (_policy((COND_READY, "True")), "Healthy", "Protecting 12 VM(s)"),
+        (_policy((COND_READY, "False")), "Degraded", "Ready is False"),
+        (
+            _policy((COND_READY, "True"), (COND_FAILOVER_CAPACITY, "False")),
+            "Degraded",
+            "Insufficient failover capacity: FailoverCapacitySufficient is False",
+        ),
+        (_policy((COND_READY, "True"), (COND_STORM_GUARD, "True")), "Degraded", "Storm guard active"),
+    ],
+    ids=[
+        "no-status",
+        "stale-generation",
+        "ready-unknown",
+        "healthy",
+        "healthy-no-capacity-yet",
+        "invalid",
+        "capacity-short",
+        "storm",
+    ],
+)
 def test_hapolicy_health(obj: dict[str, Any], status: str, message: str) -> None:
     health = _health(HAPOLICY_KEY, obj)
     assert health["status"] == status
@@ -62,8 +88,12 @@ def test_hapolicy_health(obj: dict[str, Any], status: str, message: str) -> None
 
 
 def _failover(phase: str | None, *, waiting: int = 0, message: str | None = None) -> dict[str, Any]:
-    obj: dict[str, Any] = {"apiVersion": "kvha.io/v1alpha1", "kind": "NodeFailover",
-                           "metadata": {"name": "worker-1-x"}, "spec": {"nodeName": "worker-1"}}
+    obj: dict[str, Any] = {
+        "apiVersion": "kvha.io/v1alpha1",
+        "kind": "NodeFailover",
+        "metadata": {"name": "worker-1-x"},
+        "spec": {"nodeName": "worker-1"},
+    }
     if phase is not None:
         obj["status"] = {"phase": phase, "total": 4, "restored": 2, "waiting": waiting}
         if message:
@@ -71,19 +101,22 @@ def _failover(phase: str | None, *, waiting: int = 0, message: str | None = None
     return obj
 
 
-@pytest.mark.parametrize(("obj", "status", "message"), [
-    (_failover(None), "Progressing", "waiting for kvha"),
-    (_failover("Detected"), "Progressing", "Detected: 2/4 VM(s) of node worker-1 restored"),
-    (_failover("Fencing"), "Progressing", "Fencing"),
-    (_failover("Fenced"), "Progressing", "Fenced"),
-    (_failover("Restarting"), "Progressing", "Restarting"),
-    (_failover("Restarting", waiting=2), "Degraded", "2 VM(s) of node worker-1 waiting for capacity"),
-    (_failover("Completed"), "Healthy", "completed; 2/4 VM(s) restored"),
-    (_failover("Aborted", message="node recovered before fencing"), "Healthy", "node recovered"),
-    (_failover("Aborted"), "Healthy", "aborted"),
-    (_failover("Failed", message="fencing timed out"), "Degraded", "fencing timed out"),
-    (_failover("Paused"), "Unknown", "Unknown phase Paused"),
-])
+@pytest.mark.parametrize(
+    ("obj", "status", "message"),
+    [
+        (_failover(None), "Progressing", "waiting for kvha"),
+        (_failover("Detected"), "Progressing", "Detected: 2/4 VM(s) of node worker-1 restored"),
+        (_failover("Fencing"), "Progressing", "Fencing"),
+        (_failover("Fenced"), "Progressing", "Fenced"),
+        (_failover("Restarting"), "Progressing", "Restarting"),
+        (_failover("Restarting", waiting=2), "Degraded", "2 VM(s) of node worker-1 waiting for capacity"),
+        (_failover("Completed"), "Healthy", "completed; 2/4 VM(s) restored"),
+        (_failover("Aborted", message="node recovered before fencing"), "Healthy", "node recovered"),
+        (_failover("Aborted"), "Healthy", "aborted"),
+        (_failover("Failed", message="fencing timed out"), "Degraded", "fencing timed out"),
+        (_failover("Paused"), "Unknown", "Unknown phase Paused"),
+    ],
+)
 def test_nodefailover_health(obj: dict[str, Any], status: str, message: str) -> None:
     health = _health(NODEFAILOVER_KEY, obj)
     assert health["status"] == status

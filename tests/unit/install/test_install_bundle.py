@@ -12,8 +12,7 @@ NAMESPACED = ("Deployment", "ServiceAccount", "Role", "RoleBinding", "Service", 
 
 
 def test_bundle_is_not_stale(chart: ModuleType) -> None:
-    assert chart.BUNDLE.read_text() == chart.render_bundle(), \
-        "deploy/kvha.yaml is stale: run hack/render-bundle.sh"
+    assert chart.BUNDLE.read_text() == chart.render_bundle(), "deploy/kvha.yaml is stale: run hack/render-bundle.sh"
 
 
 def test_bundle_installs_everything_in_order(chart: ModuleType) -> None:
@@ -31,8 +30,7 @@ def test_bundle_installs_everything_in_order(chart: ModuleType) -> None:
     assert "HAPolicy" not in kinds, "the bundle must not protect VMs on its own"
 
 
-def test_check_mode_reports_a_stale_bundle(chart: ModuleType, monkeypatch: pytest.MonkeyPatch,
-                                           tmp_path: Path) -> None:
+def test_check_mode_reports_a_stale_bundle(chart: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     stale = tmp_path / "kvha.yaml"
     stale.write_text(chart.BUNDLE.read_text().replace("replicas: 2", "replicas: 1"))
     monkeypatch.setattr(chart, "BUNDLE", stale)

@@ -33,10 +33,20 @@ def test_lint_is_clean(chart: ModuleType) -> None:
 
 def test_defaults_render_the_operator(defaults: Manifest) -> None:
     kinds = sorted(d["kind"] for d in defaults)
-    assert kinds == sorted([
-        "CustomResourceDefinition", "CustomResourceDefinition", "ServiceAccount", "ClusterRole",
-        "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service", "PodDisruptionBudget",
-    ])
+    assert kinds == sorted(
+        [
+            "CustomResourceDefinition",
+            "CustomResourceDefinition",
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+            "Deployment",
+            "Service",
+            "PodDisruptionBudget",
+        ]
+    )
     for doc in defaults:
         if doc["kind"] not in ("CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"):
             assert doc["metadata"]["namespace"] == "kvha-system", doc["kind"]
@@ -101,16 +111,21 @@ def test_env_names_are_settings_the_operator_reads() -> None:
     from kvha import settings  # noqa: PLC0415
 
     source = inspect.getsource(settings)
-    for name in ("POD_NAME", "KVHA_NAMESPACE", "KVHA_LEASE_NAME", "KVHA_LEASE_SECONDS",
-                 "KVHA_LEADER_ELECTION", "KVHA_HTTP_PORT"):
+    for name in (
+        "POD_NAME",
+        "KVHA_NAMESPACE",
+        "KVHA_LEASE_NAME",
+        "KVHA_LEASE_SECONDS",
+        "KVHA_LEADER_ELECTION",
+        "KVHA_HTTP_PORT",
+    ):
         assert f'"{name}"' in source, name
 
 
 def test_metrics_service_selects_the_pods(defaults: Manifest) -> None:
     service = find(defaults, "Service")
     assert service["spec"]["selector"] == LABELS
-    assert service["spec"]["ports"] == [
-        {"name": "http-metrics", "port": 8080, "targetPort": "http", "protocol": "TCP"}]
+    assert service["spec"]["ports"] == [{"name": "http-metrics", "port": 8080, "targetPort": "http", "protocol": "TCP"}]
 
 
 def test_crds_can_be_left_out(render: Callable[..., Manifest]) -> None:
@@ -135,8 +150,13 @@ def test_monitoring(render: Callable[..., Manifest]) -> None:
     assert monitor["spec"]["endpoints"][0]["port"] == find(docs, "Service")["spec"]["ports"][0]["name"]
     rule = find(docs, "PrometheusRule")
     alerts = {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
-    assert {"KvhaIncidentStuck", "KvhaVMsWaitingForCapacity", "KvhaInsufficientFailoverCapacity",
-            "KvhaStormGuardActive", "KvhaNoLeader"} <= alerts.keys()
+    assert {
+        "KvhaIncidentStuck",
+        "KvhaVMsWaitingForCapacity",
+        "KvhaInsufficientFailoverCapacity",
+        "KvhaStormGuardActive",
+        "KvhaNoLeader",
+    } <= alerts.keys()
     for alert in alerts.values():
         assert alert["labels"]["team"] == "platform"
         assert alert["labels"]["severity"] in ("warning", "critical")
@@ -150,8 +170,12 @@ def test_alerts_use_metrics_the_operator_exports(render: Callable[..., Manifest]
     exported = {m.name for m in metrics.REGISTRY.collect()}
     exported |= {f"{name}_total" for name in exported}  # counters are exported with _total
     rule = find(render("monitoring"), "PrometheusRule")
-    used = {name for group in rule["spec"]["groups"] for r in group["rules"]
-            for name in re.findall(r"\bkvha_[a-z_]+\b", r["expr"])}
+    used = {
+        name
+        for group in rule["spec"]["groups"]
+        for r in group["rules"]
+        for name in re.findall(r"\bkvha_[a-z_]+\b", r["expr"])
+    }
     assert used, "no kvha_ metric in the alerts"
     assert used <= exported, f"alerts use metrics kvha does not export: {sorted(used - exported)}"
 
@@ -200,36 +224,43 @@ def test_names_follow_the_release(render: Callable[..., Manifest]) -> None:
     assert role["rules"][1]["resourceNames"] == ["prod-kvha-leader"]
 
 
-@pytest.mark.parametrize(("values", "message"), [
-    ("bad-typo", "additional properties 'replica' not allowed"),
-    ("bad-no-leader-election", "at '/leaderElection/enabled': value must be true"),
-    ("bad-types", "at '/crds/install': got string, want boolean"),
-    ("bad-spread", "at '/spread/nodes': value must be one of 'preferred', 'required', 'none'"),
-    ("bad-duration", "at '/prometheusRule/incidentStuckFor'"),
-    ("bad-root", "at '/podSecurityContext/runAsNonRoot'"),
-])
-def test_schema_rejects_bad_values(chart: ModuleType, render: Callable[..., Manifest], values: str,
-                                   message: str) -> None:
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ("bad-typo", "additional properties 'replica' not allowed"),
+        ("bad-no-leader-election", "at '/leaderElection/enabled': value must be true"),
+        ("bad-types", "at '/crds/install': got string, want boolean"),
+        ("bad-spread", "at '/spread/nodes': value must be one of 'preferred', 'required', 'none'"),
+        ("bad-duration", "at '/prometheusRule/incidentStuckFor'"),
+        ("bad-root", "at '/podSecurityContext/runAsNonRoot'"),
+    ],
+)
+def test_schema_rejects_bad_values(
+    chart: ModuleType, render: Callable[..., Manifest], values: str, message: str
+) -> None:
     with pytest.raises(chart.HelmError) as error:
         render(values)
     assert "values don't meet the specifications of the schema" in str(error.value)
     assert message in str(error.value)
 
 
-@pytest.mark.parametrize(("item", "message"), [
-    ("replicas=0", "at '/replicas': minimum: got 0, want 1"),
-    ("image.digest=latest", "at '/image/digest'"),
-    ("serviceAccount.create=false", "at '/serviceAccount/name'"),
-    ("logFormat=xml", "at '/logFormat': value must be one of 'json', 'plain'"),
-])
-def test_schema_rejects_bad_set_values(chart: ModuleType, render: Callable[..., Manifest], item: str,
-                                       message: str) -> None:
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("replicas=0", "at '/replicas': minimum: got 0, want 1"),
+        ("image.digest=latest", "at '/image/digest'"),
+        ("serviceAccount.create=false", "at '/serviceAccount/name'"),
+        ("logFormat=xml", "at '/logFormat': value must be one of 'json', 'plain'"),
+    ],
+)
+def test_schema_rejects_bad_set_values(
+    chart: ModuleType, render: Callable[..., Manifest], item: str, message: str
+) -> None:
     with pytest.raises(chart.HelmError, match=re.escape(message)):
         render(set_values=(item,))
 
 
-def test_reserved_env_is_refused_with_the_value_to_use(chart: ModuleType,
-                                                       render: Callable[..., Manifest]) -> None:
+def test_reserved_env_is_refused_with_the_value_to_use(chart: ModuleType, render: Callable[..., Manifest]) -> None:
     message = "extraEnv: KVHA_LEASE_SECONDS is set by the chart; use leaderElection.leaseSeconds instead"
     with pytest.raises(chart.HelmError, match=re.escape(message)):
         render(set_values=("extraEnv[0].name=KVHA_LEASE_SECONDS", "extraEnv[0].value=5"))
@@ -241,5 +272,5 @@ def test_every_value_is_documented(chart: ModuleType) -> None:
     for index, line in enumerate(lines):
         if re.match(r"^[a-zA-Z]", line):
             block_commented = index > 0 and lines[index - 1].startswith("#")
-            nested_commented = any(raw.lstrip().startswith("# --") for raw in lines[index + 1:index + 4])
+            nested_commented = any(raw.lstrip().startswith("# --") for raw in lines[index + 1 : index + 4])
             assert block_commented or nested_commented, f"values.yaml: {line!r} has no comment"

@@ -31,13 +31,23 @@ ANY = "*"  # a group or resource the call takes as a parameter (remediation temp
 
 # The kubernetes client's API classes kvha uses, by API group; a new class must be added here.
 API_CLASSES = {"CoreV1Api": "", "CoordinationV1Api": "coordination.k8s.io", "CustomObjectsApi": None}
-TYPED_VERBS = {"read": "get", "create": "create", "replace": "update", "patch": "patch", "delete": "delete",
-               "list": "list", "watch": "watch", "delete_collection": "deletecollection"}
+TYPED_VERBS = {
+    "read": "get",
+    "create": "create",
+    "replace": "update",
+    "patch": "patch",
+    "delete": "delete",
+    "list": "list",
+    "watch": "watch",
+    "delete_collection": "deletecollection",
+}
 TYPED_METHOD = re.compile(
     r"^(?P<verb>delete_collection|read|create|replace|patch|delete|list|watch)_(?:namespaced_)?"
-    r"(?P<kind>[a-z_]+?)(?P<status>_status)?(?:_for_all_namespaces)?$")
+    r"(?P<kind>[a-z_]+?)(?P<status>_status)?(?:_for_all_namespaces)?$"
+)
 CUSTOM_METHOD = re.compile(
-    r"^(?P<verb>get|create|patch|replace|delete|list)_(?P<scope>namespaced|cluster)_custom_object(?P<status>_status)?$")
+    r"^(?P<verb>get|create|patch|replace|delete|list)_(?P<scope>namespaced|cluster)_custom_object(?P<status>_status)?$"
+)
 KOPF_WATCHING = {"index", "event"}
 KOPF_CHANGING = {"create", "update", "delete", "resume", "field", "timer", "daemon"}
 KOPF_EVENTS = {"event", "info", "warn", "exception"}
@@ -69,8 +79,11 @@ def _functions(tree: ast.Module) -> list[tuple[str, ast.FunctionDef | ast.AsyncF
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             found.append((node.name, node))
         elif isinstance(node, ast.ClassDef):
-            found += [(f"{node.name}.{item.name}", item) for item in node.body
-                      if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)]
+            found += [
+                (f"{node.name}.{item.name}", item)
+                for item in node.body
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+            ]
     return found
 
 
@@ -135,8 +148,11 @@ def _client_uses(module_name: str) -> list[Use]:
         pointer = f"{module_name}:{qualname}"
         parents = {child: parent for parent in ast.walk(function) for child in ast.iter_child_nodes(parent)}
         for node in ast.walk(function):
-            if not (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
-                    and node.value.attr in attributes):
+            if not (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Attribute)
+                and node.value.attr in attributes
+            ):
                 continue
             cls, method = attributes[node.value.attr], node.attr
             # Called directly, or handed to asyncio.to_thread(method, *args).
@@ -222,8 +238,9 @@ def code_uses() -> list[Use]:
 def _matches(granted: Triple, used: Triple) -> bool:
     """Whether a table triple covers a derived one (ANY in the derived triple is a parameter)."""
     group, resource, verb = used
-    resource_ok = resource == granted[1] or resource == ANY or (
-        resource == f"{ANY}/status" and granted[1].endswith("/status"))
+    resource_ok = (
+        resource == granted[1] or resource == ANY or (resource == f"{ANY}/status" and granted[1].endswith("/status"))
+    )
     return verb == granted[2] and group in (ANY, granted[0]) and resource_ok
 
 
@@ -248,9 +265,13 @@ def test_the_scan_sees_the_calls_it_should() -> None:
 
 
 def _unpermitted(uses: list[Use]) -> list[str]:
-    return [f"{use.pointer} needs {use.triple}" for use in uses
-            if not any(_points_at(p, use.pointer) and any(_matches(t, use.triple) for t in p.triples())
-                       for p in PERMISSIONS)]
+    return [
+        f"{use.pointer} needs {use.triple}"
+        for use in uses
+        if not any(
+            _points_at(p, use.pointer) and any(_matches(t, use.triple) for t in p.triples()) for p in PERMISSIONS
+        )
+    ]
 
 
 def test_a_call_without_rbac_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -270,8 +291,10 @@ def test_a_call_without_rbac_is_caught(tmp_path: Path, monkeypatch: pytest.Monke
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     found = _unpermitted(_client_uses("kvha_rbac_probe"))
-    assert found == ["kvha_rbac_probe:Kube.set_out_of_service_taint needs ('', 'nodes', 'delete')",
-                     "kvha_rbac_probe:Kube.stop_vm needs ('kubevirt.io', 'virtualmachines', 'delete')"]
+    assert found == [
+        "kvha_rbac_probe:Kube.set_out_of_service_taint needs ('', 'nodes', 'delete')",
+        "kvha_rbac_probe:Kube.stop_vm needs ('kubevirt.io', 'virtualmachines', 'delete')",
+    ]
 
 
 def test_a_handler_without_rbac_is_caught(tmp_path: Path) -> None:
@@ -283,15 +306,21 @@ def test_a_handler_without_rbac_is_caught(tmp_path: Path) -> None:
         "    kopf.info(body, reason='Seen', message='seen')\n"
     )
     uses = _handler_uses(probe, module_name="probe")
-    expected = [("", "configmaps", "list"), ("", "configmaps", "watch"), ("", "configmaps", "patch"),
-                ("", "events", "create")]
+    expected = [
+        ("", "configmaps", "list"),
+        ("", "configmaps", "watch"),
+        ("", "configmaps", "patch"),
+        ("", "events", "create"),
+    ]
     assert sorted(_unpermitted(uses)) == sorted(f"probe:on_config needs {triple}" for triple in expected)
 
 
 def test_every_call_the_code_makes_is_in_the_table() -> None:
     missing = _unpermitted(code_uses())
-    assert not missing, ("API calls without an entry in kvha/k8s/permissions.py (add it there and to the "
-                         "chart's ClusterRole/Role):\n" + "\n".join(missing))
+    assert not missing, (
+        "API calls without an entry in kvha/k8s/permissions.py (add it there and to the "
+        "chart's ClusterRole/Role):\n" + "\n".join(missing)
+    )
 
 
 def test_every_entry_points_at_code_that_uses_it() -> None:
@@ -332,8 +361,13 @@ def _rules(docs: Manifest, kind: str) -> list[dict[str, Any]]:
 
 
 def _flatten(rules: list[dict[str, Any]]) -> set[Triple]:
-    return {(group, resource, verb) for rule in rules for group in rule["apiGroups"]
-            for resource in rule["resources"] for verb in rule["verbs"]}
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
 
 
 def test_chart_grants_exactly_the_table(defaults: Manifest) -> None:
@@ -370,8 +404,9 @@ def test_rbac_is_named_for_the_release(defaults: Manifest) -> None:
     binding = find(defaults, "ClusterRoleBinding")
     account = find(defaults, "ServiceAccount")
     assert binding["roleRef"]["name"] == find(defaults, "ClusterRole")["metadata"]["name"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
-                                    "namespace": "kvha-system"}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "kvha-system"}
+    ]
     assert find(defaults, "RoleBinding")["subjects"] == binding["subjects"]
     deployment = find(defaults, "Deployment")
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == account["metadata"]["name"]

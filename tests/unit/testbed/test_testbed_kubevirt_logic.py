@@ -27,21 +27,24 @@ def _vmi(phase: str = "Running", *, deleting: bool = False, conditions: list | N
     return {"metadata": meta, "status": {"phase": phase, "conditions": conditions or []}}
 
 
-@pytest.mark.parametrize(("strategy", "phase", "action"), [
-    ("Always", None, VmAction.CREATE_VMI),
-    ("Always", "Running", VmAction.NONE),
-    ("Always", "Failed", VmAction.DELETE_VMI),
-    ("Always", "Succeeded", VmAction.DELETE_VMI),
-    ("RerunOnFailure", None, VmAction.CREATE_VMI),
-    ("RerunOnFailure", "Failed", VmAction.DELETE_VMI),
-    ("RerunOnFailure", "Succeeded", VmAction.NONE),
-    ("Once", None, VmAction.CREATE_VMI),
-    ("Once", "Failed", VmAction.NONE),
-    ("Manual", None, VmAction.NONE),
-    ("Manual", "Failed", VmAction.NONE),
-    ("Halted", None, VmAction.NONE),
-    ("Halted", "Running", VmAction.DELETE_VMI),
-])
+@pytest.mark.parametrize(
+    ("strategy", "phase", "action"),
+    [
+        ("Always", None, VmAction.CREATE_VMI),
+        ("Always", "Running", VmAction.NONE),
+        ("Always", "Failed", VmAction.DELETE_VMI),
+        ("Always", "Succeeded", VmAction.DELETE_VMI),
+        ("RerunOnFailure", None, VmAction.CREATE_VMI),
+        ("RerunOnFailure", "Failed", VmAction.DELETE_VMI),
+        ("RerunOnFailure", "Succeeded", VmAction.NONE),
+        ("Once", None, VmAction.CREATE_VMI),
+        ("Once", "Failed", VmAction.NONE),
+        ("Manual", None, VmAction.NONE),
+        ("Manual", "Failed", VmAction.NONE),
+        ("Halted", None, VmAction.NONE),
+        ("Halted", "Running", VmAction.DELETE_VMI),
+    ],
+)
 def test_run_strategies(strategy: str, phase: str | None, action: VmAction) -> None:
     assert decide(_vm(strategy), None if phase is None else _vmi(phase)).action is action
 
@@ -88,8 +91,11 @@ def _pod(*, node: str = "n1", phase: str = "Running", ready: bool = True, deleti
     meta: dict = {"uid": "pod-uid", "creationTimestamp": NOW}
     if deleting:
         meta["deletionTimestamp"] = NOW
-    return {"metadata": meta, "spec": {"nodeName": node},
-            "status": {"phase": phase, "conditions": [{"type": "Ready", "status": str(ready)}]}}
+    return {
+        "metadata": meta,
+        "spec": {"nodeName": node},
+        "status": {"phase": phase, "conditions": [{"type": "Ready", "status": str(ready)}]},
+    }
 
 
 def test_pending_vmi_creates_its_launcher_pod() -> None:
@@ -122,8 +128,13 @@ def test_pod_gone_on_dead_node_changes_nothing_until_the_node_controller_acts() 
 
 
 def test_terminating_pod_on_dead_node_keeps_the_vmi_running_but_not_ready() -> None:
-    plan = plan_vmi(_vmi("Running", conditions=[{"type": "Ready", "status": "True"}]),
-                    [_pod(ready=False, deleting=True)], node_up=False, guest_live=True, now=NOW)
+    plan = plan_vmi(
+        _vmi("Running", conditions=[{"type": "Ready", "status": "True"}]),
+        [_pod(ready=False, deleting=True)],
+        node_up=False,
+        guest_live=True,
+        now=NOW,
+    )
     assert plan.status is not None
     assert "phase" not in plan.status
     assert {c["type"]: c["status"] for c in plan.status["conditions"]}["Ready"] == "False"

@@ -13,8 +13,7 @@ from kvha_testbed.sim.quantity import MI, format_cpu, format_memory, parse_quant
 
 
 def _spec(*, memory: str = "2Gi", cores: int = 2, **domain: object) -> dict:
-    return {"domain": {"cpu": {"cores": cores}, "resources": {"requests": {"memory": memory}}, "devices": {},
-                       **domain}}
+    return {"domain": {"cpu": {"cores": cores}, "resources": {"requests": {"memory": memory}}, "devices": {}, **domain}}
 
 
 def test_overhead_matches_kubevirts_worked_example() -> None:
@@ -24,8 +23,7 @@ def test_overhead_matches_kubevirts_worked_example() -> None:
 
 def test_requests_add_overhead_and_use_the_cpu_allocation_ratio() -> None:
     resources = launcher_requests(_spec(memory="4Gi", cores=2))
-    assert resources["requests"] == {"cpu": "200m", "memory": f"{4096 + 8 + 276}Mi",
-                                     "devices.kubevirt.io/kvm": "1"}
+    assert resources["requests"] == {"cpu": "200m", "memory": f"{4096 + 8 + 276}Mi", "devices.kubevirt.io/kvm": "1"}
     assert resources["limits"] == {"devices.kubevirt.io/kvm": "1"}
     assert launcher_requests(_spec(cores=4), cpu_allocation_ratio=1)["requests"]["cpu"] == "4000m"
 
@@ -64,8 +62,17 @@ def test_request_always_covers_guest_plus_static_overhead(guest_bytes: int, core
     assert requested - (guest_bytes + memory_overhead(spec)) < MI  # rounded up to whole MiB only
 
 
-@pytest.mark.parametrize(("text", "value"), [("2Gi", 2 << 30), ("500m", Fraction(1, 2)), ("1.5", Fraction(3, 2)),
-                                             ("1e3", 1000), ("128974848", 128974848), ("1k", 1000)])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("2Gi", 2 << 30),
+        ("500m", Fraction(1, 2)),
+        ("1.5", Fraction(3, 2)),
+        ("1e3", 1000),
+        ("128974848", 128974848),
+        ("1k", 1000),
+    ],
+)
 def test_quantities(text: str, value: Fraction) -> None:
     assert parse_quantity(text) == value
 
@@ -78,16 +85,26 @@ def test_quantity_formatting_rounds_up() -> None:
 
 
 def test_launcher_pod_carries_kubevirts_labels_owner_and_placement() -> None:
-    vmi = {"metadata": {"name": "db", "namespace": "prod", "uid": "u-1", "labels": {"app": "db"}},
-           "spec": {**_spec(), "nodeSelector": {"zone": "a", "kubevirt.io/schedulable": "false"},
-                    "tolerations": [{"key": "k", "operator": "Exists"}], "affinity": {"nodeAffinity": {}},
-                    "terminationGracePeriodSeconds": 30}}
+    vmi = {
+        "metadata": {"name": "db", "namespace": "prod", "uid": "u-1", "labels": {"app": "db"}},
+        "spec": {
+            **_spec(),
+            "nodeSelector": {"zone": "a", "kubevirt.io/schedulable": "false"},
+            "tolerations": [{"key": "k", "operator": "Exists"}],
+            "affinity": {"nodeAffinity": {}},
+            "terminationGracePeriodSeconds": 30,
+        },
+    }
     pod = launcher_pod(vmi)
     assert pod["metadata"]["name"] == launcher_pod_name("db", "u-1")
     assert pod["metadata"]["name"].startswith("virt-launcher-db-")
     assert len(pod["metadata"]["name"]) == 22
-    assert pod["metadata"]["labels"] == {"app": "db", "kubevirt.io": "virt-launcher",
-                                         "kubevirt.io/created-by": "u-1", "vm.kubevirt.io/name": "db"}
+    assert pod["metadata"]["labels"] == {
+        "app": "db",
+        "kubevirt.io": "virt-launcher",
+        "kubevirt.io/created-by": "u-1",
+        "vm.kubevirt.io/name": "db",
+    }
     assert pod["metadata"]["ownerReferences"][0]["kind"] == "VirtualMachineInstance"
     assert pod["spec"]["nodeSelector"] == {"zone": "a", "kubevirt.io/schedulable": "true"}
     assert pod["spec"]["tolerations"] == vmi["spec"]["tolerations"]
