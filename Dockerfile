@@ -5,7 +5,7 @@
 # Two stages: the first builds the wheel from pyproject.toml and installs it with its dependencies
 # into a virtual environment; the second is the same slim Python with only that environment, run
 # as an unprivileged user. The chart (charts/kvha) relies on the ENTRYPOINT, CMD, USER and port
-# below; tests/unit/install/test_dockerfile.py keeps the two in step.
+# below; tests/unit/install/test_install_dockerfile.py and tests/integration/chart/test_chart_image.py keep the two in step.
 #
 # The base is pinned by version; release builds should also pin it by digest
 # (python:3.11.14-slim-bookworm@sha256:...) and let a bot bump it.

@@ -22,9 +22,10 @@ import os
 import re
 import shutil
 import subprocess
-import sys
+import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +108,10 @@ def _go_env() -> dict[str, str]:
     return env
 
 
+class RecipeError(SystemExit):
+    """A go command of a recipe failed; the message names the command, the exit code and go's output."""
+
+
 def _run(cmd: list[str], cwd: Path) -> None:
     _log("$ " + " ".join(cmd))
     started = time.monotonic()
@@ -114,22 +119,24 @@ def _run(cmd: list[str], cwd: Path) -> None:
     assert proc.stdout is not None
     tail: list[str] = []
     for line in proc.stdout:
-        tail = [*tail, line.rstrip()][-40:]
         if line.startswith("go: downloading"):
-            continue  # hundreds of these; the heartbeat below says we are alive
+            continue  # hundreds of these on a cold module cache, and never the reason for a failure
+        tail = [*tail, line.rstrip()][-40:]
     code = proc.wait()
     _log(f"  done in {time.monotonic() - started:.0f}s (exit {code})")
     if code != 0:
-        print("\n".join(tail), file=sys.stderr)
-        raise SystemExit(f"testbed build failed: {' '.join(cmd)} (exit {code}) in {cwd}")
+        output = "\n".join(f"    {line}" for line in tail)
+        raise RecipeError(f"{' '.join(cmd)} (exit {code}) in {cwd}\n{output}")
 
 
-def _tools_module(name: str, go_mod: str, main_go: str | None = None) -> Path:
-    src = cache_root() / "src" / name
-    src.mkdir(parents=True, exist_ok=True)
+def _tools_module(root: Path, name: str, go_mod: str, files: dict[str, str]) -> Path:
+    """A fresh tools module under `root`: go.mod plus the Go files that import what is built."""
+    src = root / "src" / name
+    shutil.rmtree(src, ignore_errors=True)  # a go.sum from an older recipe must not mask a new one
+    src.mkdir(parents=True)
     (src / "go.mod").write_text(go_mod)
-    if main_go is not None:
-        (src / "main.go").write_text(main_go)
+    for file_name, text in files.items():
+        (src / file_name).write_text(text)
     return src
 
 
@@ -198,11 +205,44 @@ def staging_modules_of(go_mod: str) -> list[str]:
     return sorted(set(re.findall(r"^\s*(?:require\s+)?(k8s\.io/[\w.-]+) v0\.0\.0[ \t]*(?://.*)?$", go_mod, re.M)))
 
 
-def build_kubernetes() -> None:
-    dest = _bin_dir("kubernetes", K8S_VERSION)
-    if (dest / "kube-apiserver").exists():
-        _log(f"kubernetes {K8S_VERSION}: cached")
-        return
+def _tools_import(*packages: str) -> dict[str, str]:
+    imports = "".join(f'\t_ "{package}"\n' for package in packages)
+    return {"tools.go": f"//go:build tools\n\npackage tools\n\nimport (\n{imports})\n"}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one component is built: resolve its tools module, then compile what the cache keeps.
+
+    `resolve` is everything that depends on the module proxy (which versions exist, what their
+    module graphs require); `compile` is the long part that only uses what `resolve` downloaded.
+    The recipe check runs `resolve` alone from an empty cache root, so a version the proxy no
+    longer serves fails in a minute instead of hiding behind a cached binary.
+    """
+
+    component: str
+    version: str
+    resolve: Callable[[Path], Path]  # cache root -> resolved tools module directory
+    compile: Callable[[Path], None]  # resolved tools module -> installed under _bin_dir()
+    built: Callable[[], bool]
+    packages: tuple[str, ...]  # what is compiled: `go list -deps` proves each one loads
+
+    def build(self) -> None:
+        if self.built():
+            _log(f"{self.component} {self.version}: cached")
+            return
+        _log(f"{self.component} {self.version}: resolving modules")
+        src = self.resolve(cache_root())
+        _log(f"{self.component} {self.version}: compiling")
+        self.compile(src)
+
+    def check(self, root: Path) -> None:
+        """Resolve from scratch under `root` and load every package of the build, compiling nothing."""
+        src = self.resolve(root)
+        _run(["go", "list", "-deps", "-test=false", *self.packages], src)
+
+
+def _resolve_kubernetes(root: Path) -> Path:
     upstream_mod = _fetch_text(f"{GO_PROXY}/k8s.io/kubernetes/@v/{K8S_VERSION}.mod")
     staging_modules = staging_modules_of(upstream_mod)
     staging_version = "v0." + K8S_VERSION.removeprefix("v1.")
@@ -211,9 +251,13 @@ def build_kubernetes() -> None:
         f"module kvhatestbed/kubernetes\n\ngo 1.26.0\n\nrequire k8s.io/kubernetes {K8S_VERSION}\n\n"
         f"replace (\n{replaces}\n)\n"
     )
-    src = _tools_module("kubernetes", go_mod, KUBE_MAIN)
-    _log(f"kubernetes {K8S_VERSION}: resolving {len(staging_modules)} staging modules (first run downloads ~1 GiB)")
+    src = _tools_module(root, "kubernetes", go_mod, {"main.go": KUBE_MAIN})
+    _log(f"kubernetes {K8S_VERSION}: {len(staging_modules)} staging modules (a cold module cache downloads ~1 GiB)")
     _run(["go", "mod", "tidy"], src)
+    return src
+
+
+def _compile_kubernetes(src: Path) -> None:
     major, minor = K8S_VERSION.removeprefix("v").split(".")[:2]
     ldflags = " ".join(
         [
@@ -226,71 +270,42 @@ def build_kubernetes() -> None:
             f"-X k8s.io/client-go/pkg/version.gitVersion={K8S_VERSION}",
         ]
     )
-    _log("kubernetes: compiling (tens of minutes on 2 cores the first time)")
     _run(["go", "build", "-p", "2", "-trimpath", "-ldflags", ldflags, "-o", "kube", "."], src)
-    _install(src / "kube", dest, ("kube", *KUBE_COMMANDS))
+    _install(src / "kube", _bin_dir("kubernetes", K8S_VERSION), ("kube", *KUBE_COMMANDS))
 
 
-def _build_simple(
+def _binary_recipe(
     component: str, *, version: str, module: str, package: str, binary: str, ldflags: str = "-s -w"
-) -> None:
-    dest = _bin_dir(component, version)
-    if (dest / binary).exists():
-        _log(f"{component} {version}: cached")
-        return
-    src = _tools_module(component, f"module kvhatestbed/{component}\n\ngo 1.26.0\n")
-    (src / "tools.go").write_text(f'//go:build tools\n\npackage tools\n\nimport _ "{package}"\n')
-    _log(f"{component} {version}: fetching module")
-    _run(["go", "get", f"{module}@{version}"], src)
-    _run(["go", "mod", "tidy"], src)
-    _log(f"{component} {version}: compiling")
-    _run(["go", "build", "-p", "2", "-trimpath", "-ldflags", ldflags, "-o", binary, package], src)
-    _install(src / binary, dest, (binary,))
+) -> Recipe:
+    """A component that is one `package main` of one module, built at `version`."""
 
+    def resolve(root: Path) -> Path:
+        src = _tools_module(root, component, f"module kvhatestbed/{component}\n\ngo 1.26.0\n", _tools_import(package))
+        _run(["go", "get", f"{module}@{version}"], src)
+        _run(["go", "mod", "tidy"], src)
+        return src
 
-def build_etcd() -> None:
-    _build_simple(
-        "etcd",
-        version=ETCD_VERSION,
-        module="go.etcd.io/etcd/server/v3",
-        package="go.etcd.io/etcd/server/v3",
-        binary="etcd",
+    def compile_(src: Path) -> None:
+        _run(["go", "build", "-p", "2", "-trimpath", "-ldflags", ldflags, "-o", binary, package], src)
+        _install(src / binary, _bin_dir(component, version), (binary,))
+
+    return Recipe(
+        component=component,
+        version=version,
+        resolve=resolve,
+        compile=compile_,
+        built=(_bin_dir(component, version) / binary).exists,
+        packages=(package,),
     )
 
 
-def build_kwok() -> None:
-    _build_simple(
-        "kwok",
-        version=KWOK_VERSION,
-        module="sigs.k8s.io/kwok",
-        package="sigs.k8s.io/kwok/cmd/kwok",
-        binary="kwok",
-        ldflags=f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={KWOK_VERSION}",
-    )
+_CONTROLLER_GEN = "sigs.k8s.io/controller-tools/cmd/controller-gen"
+_KUBEVIRT_CORE = "kubevirt.io/api/core/v1"
 
 
-def build_helm() -> None:
-    _build_simple(
-        "helm",
-        version=HELM_VERSION,
-        module="helm.sh/helm/v4",
-        package="helm.sh/helm/v4/cmd/helm",
-        binary="helm",
-        ldflags=f"-s -w -X helm.sh/helm/v4/internal/version.version={HELM_VERSION}",
-    )
-
-
-def build_kubevirt_crds() -> None:
-    """Generate KubeVirt's CRDs with controller-gen over kubevirt.io/api's core/v1 types."""
-    dest = _bin_dir("kubevirt-crds", KUBEVIRT_API_VERSION)
-    if dest.exists() and any(dest.glob("*.yaml")):
-        _log(f"kubevirt CRDs {KUBEVIRT_API_VERSION}: cached")
-        return
-    src = _tools_module("kubevirt-crds", "module kvhatestbed/kubevirtcrds\n\ngo 1.26.0\n")
-    (src / "tools.go").write_text(
-        "//go:build tools\n\npackage tools\n\nimport (\n"
-        '\t_ "kubevirt.io/api/core/v1"\n\t_ "sigs.k8s.io/controller-tools/cmd/controller-gen"\n)\n'
-    )
+def _resolve_kubevirt_crds(root: Path) -> Path:
+    go_mod = "module kvhatestbed/kubevirtcrds\n\ngo 1.26.0\n"
+    src = _tools_module(root, "kubevirt-crds", go_mod, _tools_import(_KUBEVIRT_CORE, _CONTROLLER_GEN))
     _run(
         [
             "go",
@@ -301,18 +316,24 @@ def build_kubevirt_crds() -> None:
         src,
     )
     _run(["go", "mod", "tidy"], src)
-    _run(["go", "build", "-trimpath", "-o", "controller-gen", "sigs.k8s.io/controller-tools/cmd/controller-gen"], src)
+    return src
+
+
+def _generate_kubevirt_crds(src: Path) -> None:
+    """KubeVirt's CRDs from controller-gen over kubevirt.io/api's core/v1 types."""
+    _run(["go", "build", "-trimpath", "-o", "controller-gen", _CONTROLLER_GEN], src)
     out = src / "out"
     shutil.rmtree(out, ignore_errors=True)
     _run(
         [
             "./controller-gen",
             "crd:allowDangerousTypes=true,crdVersions=v1",
-            "paths=kubevirt.io/api/core/v1",
+            f"paths={_KUBEVIRT_CORE}",
             f"output:crd:dir={out}",
         ],
         src,
     )
+    dest = _bin_dir("kubevirt-crds", KUBEVIRT_API_VERSION)
     staging = dest.with_suffix(".partial")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(out, staging)
@@ -320,13 +341,60 @@ def build_kubevirt_crds() -> None:
     staging.rename(dest)
 
 
-BUILDERS = {
-    "etcd": build_etcd,
-    "kwok": build_kwok,
-    "helm": build_helm,
-    "kubevirt-crds": build_kubevirt_crds,
-    "kubernetes": build_kubernetes,
+def _kubevirt_crds_built() -> bool:
+    dest = _bin_dir("kubevirt-crds", KUBEVIRT_API_VERSION)
+    return dest.exists() and any(dest.glob("*.yaml"))
+
+
+RECIPES: dict[str, Recipe] = {
+    recipe.component: recipe
+    for recipe in (
+        _binary_recipe(
+            "etcd",
+            version=ETCD_VERSION,
+            module="go.etcd.io/etcd/server/v3",
+            package="go.etcd.io/etcd/server/v3",
+            binary="etcd",
+        ),
+        _binary_recipe(
+            "kwok",
+            version=KWOK_VERSION,
+            module="sigs.k8s.io/kwok",
+            package="sigs.k8s.io/kwok/cmd/kwok",
+            binary="kwok",
+            ldflags=f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={KWOK_VERSION}",
+        ),
+        _binary_recipe(
+            "helm",
+            version=HELM_VERSION,
+            module="helm.sh/helm/v4",
+            package="helm.sh/helm/v4/cmd/helm",
+            binary="helm",
+            ldflags=f"-s -w -X helm.sh/helm/v4/internal/version.version={HELM_VERSION}",
+        ),
+        Recipe(
+            component="kubevirt-crds",
+            version=KUBEVIRT_API_VERSION,
+            resolve=_resolve_kubevirt_crds,
+            compile=_generate_kubevirt_crds,
+            built=_kubevirt_crds_built,
+            packages=(_KUBEVIRT_CORE, _CONTROLLER_GEN),
+        ),
+        Recipe(
+            component="kubernetes",
+            version=K8S_VERSION,
+            resolve=_resolve_kubernetes,
+            compile=_compile_kubernetes,
+            built=(_bin_dir("kubernetes", K8S_VERSION) / "kube-apiserver").exists,
+            packages=(".",),
+        ),
+    )
 }
+
+
+def _require_go() -> None:
+    if shutil.which("go") is None:
+        raise SystemExit("testbed build needs Go on PATH (or KUBEBUILDER_ASSETS with ready binaries)")
 
 
 def ensure_built(components: list[str] | None = None) -> Assets:
@@ -334,11 +402,13 @@ def ensure_built(components: list[str] | None = None) -> Assets:
     if not assets.missing():
         _log("all testbed assets present")
         return assets
-    if shutil.which("go") is None:
-        raise SystemExit("testbed build needs Go on PATH (or KUBEBUILDER_ASSETS with ready binaries)")
+    _require_go()
     started = time.monotonic()
-    for name in components or list(BUILDERS):
-        BUILDERS[name]()
+    for name in components or list(RECIPES):
+        try:
+            RECIPES[name].build()
+        except RecipeError as error:
+            raise SystemExit(f"testbed build failed: {name} {RECIPES[name].version}: {error}") from None
     _log(f"testbed assets ready in {time.monotonic() - started:.0f}s under {cache_root()}")
     assets = resolve_assets()
     if missing := assets.missing():
@@ -346,11 +416,42 @@ def ensure_built(components: list[str] | None = None) -> Assets:
     return assets
 
 
+def check_recipes(recipes: list[Recipe]) -> list[str]:
+    """Resolve every recipe from an empty cache root; one line per recipe that cannot be had.
+
+    The Go module cache is shared (it only holds what the proxy served), but nothing of the
+    testbed's own cache is used: no tools module, go.sum or binary from an earlier run.
+    """
+    _require_go()
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="kvha-recipes-") as root:
+        for recipe in recipes:
+            started = time.monotonic()
+            try:
+                recipe.check(Path(root))
+            except (RecipeError, OSError) as error:
+                failures.append(f"{recipe.component} {recipe.version}: {error}")
+                _log(f"recipe {recipe.component} {recipe.version}: FAILED")
+                continue
+            _log(f"recipe {recipe.component} {recipe.version}: resolves ({time.monotonic() - started:.0f}s)")
+    return failures
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("components", nargs="*", help="default: all")
     parser.add_argument("--print-assets", action="store_true")
+    parser.add_argument(
+        "--check-recipes",
+        action="store_true",
+        help="resolve every recipe from an empty cache root against the module proxy; compile nothing",
+    )
     args = parser.parse_args(argv)
+    if args.check_recipes:
+        failures = check_recipes([RECIPES[name] for name in args.components or RECIPES])
+        if failures:
+            raise SystemExit("testbed recipes that cannot be built from an empty cache:\n" + "\n".join(failures))
+        return
     assets = ensure_built(args.components or None)
     if args.print_assets:
         for key, value in assets.__dict__.items():

@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kvha-testbed", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     build_cmd = commands.add_parser("build", help="build or reuse the cached binaries")
-    build_cmd.add_argument("components", nargs="*", help=f"default: all of {', '.join(build.BUILDERS)}")
+    build_cmd.add_argument("components", nargs="*", help=f"default: all of {', '.join(build.RECIPES)}")
     up = commands.add_parser("up", help="start a testbed and keep it running until Ctrl-C")
     up.add_argument("--nodes", type=int, default=3)
     up.add_argument("--cpu", default="8", help="CPU capacity per node")

@@ -1,10 +1,11 @@
 """Every Kubernetes permission kvha needs, with the code that needs it.
 
 The Helm chart's ClusterRole and Role (charts/kvha/templates/clusterrole.yaml, role.yaml) grant
-exactly this table, and tests hold all three together: `tests/unit/install/test_rbac.py` derives
-the calls and watches from the code (k8s/api.py, k8s/leader.py, the kopf handlers) and fails when
-one is missing here, when an entry here points at code that does not make that call, or when the
-chart grants more or less than this; the integration tests ask the API server whether the chart's
+exactly this table, and tests hold all three together: `tests/unit/install/test_install_rbac.py`
+derives the calls and watches from the code (k8s/api.py, k8s/leader.py, the kopf handlers) and
+fails when one is missing here or when an entry here points at code that does not make that call;
+`tests/integration/chart/test_chart_rbac.py` fails when the chart grants more or less than
+this; the integration tests ask the API server whether the chart's
 ServiceAccount can do each entry. Add an API call, add its entry here and its rule to the chart.
 
 `used_by` points at the code as "module:qualified.name", or as "module" for "the kopf handlers of

@@ -9,8 +9,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from install_testing import Manifest, find
 
+from install_testing import Manifest, find
 from kvha import metrics
 
 LABELS = {"app.kubernetes.io/name": "kvha", "app.kubernetes.io/instance": "kvha"}

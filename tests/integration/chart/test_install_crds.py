@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from install_testing import Manifest
 
 CHART_ONLY_METADATA = {"labels", "annotations"}

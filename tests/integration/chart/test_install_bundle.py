@@ -6,6 +6,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
 from install_testing import find, parse
 
 NAMESPACED = ("Deployment", "ServiceAccount", "Role", "RoleBinding", "Service", "PodDisruptionBudget")
