@@ -108,10 +108,10 @@ def render_png(timeline: IncidentTimeline, path: Path) -> Path:
         else:
             ax.text(end - 0.3, row, vm.state, va="center", ha="right", fontsize=7, color="white")
     marks = (("detected", timeline.detected, ":", -0.75), ("fenced", timeline.fenced, "--", len(vms) - 0.3))
-    for label, at, style, row in marks:
+    for label, at, style, label_row in marks:
         if at is not None:
             ax.axvline(at, color="black", linestyle=style, linewidth=1)
-            ax.text(at, row, f" {label} {at:.0f}s", fontsize=8, va="bottom")
+            ax.text(at, label_row, f" {label} {at:.0f}s", fontsize=8, va="bottom")
     ax.set_yticks(range(len(vms)), [f"{v.name} ({v.priority})" for v in vms], fontsize=8)
     ax.set_ylim(len(vms) - 0.4, -1.0)  # top to bottom, with room above the first bar for a label
     ax.set_xlim(0, end)
