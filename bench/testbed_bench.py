@@ -4,7 +4,7 @@
     .venv/bin/python bench/testbed_bench.py --skip-scale    # build + warm start only
 
 The cold build time is read from build logs (a cold build cannot be repeated cheaply; CI writes
-them with `kvha-testbed build > /tmp/build-*.log`). Memory is the resident set of every testbed
+them with `python -m kvha_testbed.cli build > /tmp/build-*.log`). Memory is the resident set of every testbed
 process plus this Python process (which runs the KubeVirt simulator), read from /proc.
 """
 
@@ -46,7 +46,7 @@ def cold_build(logs: list[Path]) -> str:
             if match := _READY.search(line):
                 figures.append(f"{log.name}: {int(match.group(1))}s")
     if not stamps:
-        return "not measured (no build logs; run `kvha-testbed build > /tmp/build.log` on a cold cache)"
+        return "not measured (no build logs; run `python -m kvha_testbed.cli build > /tmp/build.log` on a cold cache)"
     wall = (max(stamps) - min(stamps)).total_seconds()
     return f"{wall / 60:.1f} min wall ({', '.join(figures) or 'no summary line'})"
 

@@ -1,8 +1,8 @@
-"""`kvha-testbed`: build the binaries, or run a testbed by hand until Ctrl-C.
+"""`python -m kvha_testbed.cli`: build the binaries, or run a testbed by hand until Ctrl-C.
 
-    kvha-testbed build                      # compile/cache everything (CI runs this before pytest)
-    kvha-testbed up --nodes 3 --cpu 8 --memory 192Gi
-    kvha-testbed up ... --power-off node-2  # start with a fault already injected
+    python -m kvha_testbed.cli build                      # compile/cache everything (CI runs this before pytest)
+    python -m kvha_testbed.cli up --nodes 3 --cpu 8 --memory 192Gi
+    python -m kvha_testbed.cli up ... --power-off node-2  # start with a fault already injected
 
 `up` prints an `export KUBECONFIG=...` line; kubectl (`kubectl` is in the cache next to the
 kube binaries), kopf or the operator can then work against it while the simulated KubeVirt runs.

@@ -3,7 +3,7 @@
 Registered in tests/conftest.py (`pytest_plugins = ["kvha_testbed.fixtures"]`). Fixtures:
 
 * `plane` (session): the started `Testbed` - control plane, kwok, KubeVirt simulator, faults.
-  Starting it builds missing binaries first (tens of minutes cold; run `kvha-testbed build` in CI
+  Starting it builds missing binaries first (tens of minutes cold; run `python -m kvha_testbed.cli build` in CI
   before pytest). If it cannot start, every test using it fails with the reason: integration tests
   never skip.
 * `kube` (session): the testbed's admin JSON client (`kvha_testbed.kube.KubeClient`).

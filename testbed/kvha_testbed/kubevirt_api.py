@@ -83,7 +83,9 @@ def kubevirt_crds(directory: Path) -> list[Obj]:
     names = {crd["metadata"]["name"] for crd in crds}
     for required in ("virtualmachines.kubevirt.io", "virtualmachineinstances.kubevirt.io"):
         if required not in names:
-            raise RuntimeError(f"{directory} has no {required}; rebuild with `kvha-testbed build kubevirt-crds`")
+            raise RuntimeError(
+                f"{directory} has no {required}; rebuild with `python -m kvha_testbed.cli build kubevirt-crds`"
+            )
     return crds
 
 

@@ -118,7 +118,7 @@ class ControlPlane:
     def _start(self, started: float) -> None:
         missing = self.assets.missing()
         if missing:
-            raise FileNotFoundError(f"testbed binaries missing: {missing}; run `kvha-testbed build`")
+            raise FileNotFoundError(f"testbed binaries missing: {missing}; run `python -m kvha_testbed.cli build`")
         pki_dir = self.workdir / "pki"
         self._ca = CertificateAuthority(pki_dir)
         serving = self._ca.serving("apiserver")

@@ -10,8 +10,11 @@ from kvha.models.hapolicy import TemplateReference
 
 @dataclass(frozen=True, slots=True)
 class ApplyOutOfServiceTaint:
-    """Add node.kubernetes.io/out-of-service=nodeshutdown:NoExecute: Kubernetes then force-deletes
-    the node's pods and detaches its volumes (non-graceful node shutdown)."""
+    """Add node.kubernetes.io/out-of-service=nodeshutdown:NoSchedule (non-graceful node shutdown).
+
+    Pod GC and the attach-detach controller look at the key only, so terminating pods are deleted
+    and volumes detached; with NoSchedule rather than NoExecute the taint manager evicts nothing
+    else, and kvha removes the stuck instances itself, in priority order."""
 
     node: str
 
