@@ -45,10 +45,19 @@ def test_defaults_render_the_operator(defaults: Manifest) -> None:
             "Deployment",
             "Service",
             "PodDisruptionBudget",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
         ]
     )
+    cluster_scoped = (
+        "CustomResourceDefinition",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    )
     for doc in defaults:
-        if doc["kind"] not in ("CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"):
+        if doc["kind"] not in cluster_scoped:
             assert doc["metadata"]["namespace"] == "kvha-system", doc["kind"]
         assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "kvha"
 

@@ -20,6 +20,9 @@ from kvha_testbed.testbed import Testbed
 
 _counter = itertools.count(1)
 
+# What a release creates outside its namespace, and so must delete by name.
+CLUSTER_SCOPED = ("ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
+
 
 @pytest.fixture(scope="session")
 def kubectl(plane: Testbed) -> Kubectl:
@@ -58,7 +61,7 @@ def release(plane: Testbed, kubectl: Kubectl) -> Iterator[Callable[..., Release]
     for item in made:
         for doc in item.docs:
             kind, meta = doc["kind"], doc["metadata"]
-            if kind in ("ClusterRole", "ClusterRoleBinding"):
+            if kind in CLUSTER_SCOPED:
                 kubectl("delete", kind.lower(), meta["name"], "--ignore-not-found")
             elif kind == "HAPolicy":
                 _delete_policy(kubectl, meta["name"])

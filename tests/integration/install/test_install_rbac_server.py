@@ -65,7 +65,16 @@ def account(plane: Testbed, kubectl: Kubectl, release: Callable[..., Release]) -
         "--server-side",
         "-f",
         "-",
-        stdin=rel.only("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"),
+        # The admission policy too: the failover below must pass with all of the chart's limits.
+        stdin=rel.only(
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
+        ),
     )
     name = rel.find("ServiceAccount")["metadata"]["name"]
     kubeconfig = plane.serviceaccount_kubeconfig(rel.namespace, name, create=False)
