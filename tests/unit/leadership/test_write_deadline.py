@@ -9,9 +9,12 @@ from typing import Any
 
 import pytest
 
+from kvha.actuation import execute
+from kvha.fencing import ApplyOutOfServiceTaint
 from kvha.k8s.api import Kube, set_node_annotation
 from kvha.k8s.leader import LeaderElector, LeaseConfig
 from kvha.leadership import LeadershipLost, LeaderTerm, WriteGuard
+from kvha.planner import RestartVM
 
 from .fakes import FakeClock, FakeLeases, NoClient, Recorder
 
@@ -116,3 +119,20 @@ def test_a_hung_renewal_does_not_stop_the_leader_noticing_its_deadline() -> None
             elector.guard.check()
     finally:
         network.set()
+
+
+def test_lost_leadership_stops_the_actions_instead_of_being_reported_as_failed_ones() -> None:
+    """A refused write is not an ActionFailed to post as an Event (another write) and carry on."""
+    clock = FakeClock()
+    kube, core, _ = _kube(_guard(clock, renewed_ago=5))
+    restart = RestartVM(
+        namespace="apps",
+        name="db-1",
+        vmi_name="db-1",
+        vmi_uid="uid-1",
+        from_node="node-1",
+        launcher_pods=("virt-launcher-db-1",),
+    )
+    with pytest.raises(LeadershipLost):
+        asyncio.run(execute(kube, [ApplyOutOfServiceTaint(node="node-1"), restart], failover="nf-1"))
+    assert [m for m, _, _ in core.calls if not m.startswith("read_")] == []
