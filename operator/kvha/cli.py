@@ -1,7 +1,9 @@
 """`kvha run` / `python -m kvha`: start the operator.
 
-Order matters for safety: serve probes, win the leader Lease, only then start kopf; stop kopf as
-soon as leadership cannot be proven. A replica that is not the leader never runs a handler.
+Order matters for safety: serve probes, win the leader Lease, only then start kopf; cancel kopf,
+running handlers included, as soon as leadership cannot be proven. A replica that is not the
+leader never runs a handler, and one that was the leader never writes past its deadline (the
+write guard refuses, whatever a handler is in the middle of).
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import contextlib
 import logging
 import signal
 import sys
+from typing import Any
 
 import kopf
 
 from kvha.k8s.api import Kube, load_config
 from kvha.k8s.leader import LeaderElector, LeaseConfig
+from kvha.leadership import WriteGuard
 from kvha.metrics import observe_leadership
 from kvha.probes import start_http
 from kvha.settings import OperatorSettings
@@ -42,6 +46,7 @@ async def run_operator(settings: OperatorSettings) -> int:
     runner = await start_http(host=settings.http_host, port=settings.http_port, healthy=lambda: True)
     elector: LeaderElector | None = None
     lost = asyncio.Event()
+    guard = WriteGuard() if settings.leader_election else WriteGuard.unguarded()
     try:
         if settings.leader_election:
             elector = LeaderElector(
@@ -53,7 +58,9 @@ async def run_operator(settings: OperatorSettings) -> int:
                     duration_seconds=settings.lease_seconds,
                     renew_every_seconds=max(settings.lease_seconds / 3, 1.0),
                     retry_every_seconds=max(settings.lease_seconds / 7, 0.5),
+                    request_timeout_seconds=settings.api_timeout,
                 ),
+                guard=guard,
             )
             acquire = asyncio.create_task(elector.acquire())
             await _first(stop, _done_event(acquire))
@@ -63,14 +70,25 @@ async def run_operator(settings: OperatorSettings) -> int:
         observe_leadership(leader=True)
         holder = asyncio.create_task(elector.hold(lost)) if elector else None
         quit_flag = asyncio.Event()
-        watcher = asyncio.create_task(_first(stop, lost))
-        watcher.add_done_callback(lambda _: quit_flag.set())
-        await kopf.operator(
-            clusterwide=True,
-            standalone=True,  # leadership comes from our Lease, not from kopf peering
-            stop_flag=quit_flag,
-            memo=kopf.Memo(kube=Kube(api_client), settings=settings),
+        operator = asyncio.create_task(
+            kopf.operator(
+                clusterwide=True,
+                standalone=True,  # leadership comes from our Lease, not from kopf peering
+                stop_flag=quit_flag,
+                memo=kopf.Memo(kube=Kube(api_client, guard=guard, timeout=settings.api_timeout), settings=settings),
+            )
         )
+        finished = _done_event(operator)
+        await _first(stop, lost, finished)
+        if not lost.is_set() and not finished.is_set():
+            quit_flag.set()  # a clean stop lets a running step finish, still under the write guard
+            await _first(lost, finished)
+        if lost.is_set():
+            # kopf's graceful stop waits for running handlers; past the deadline they must not
+            # go on (their writes are refused anyway, but kopf's own patches and Events are not ours).
+            operator.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await operator
         if holder:
             holder.cancel()
         if lost.is_set():
@@ -84,7 +102,7 @@ async def run_operator(settings: OperatorSettings) -> int:
         await runner.cleanup()
 
 
-def _done_event(task: asyncio.Task[None]) -> asyncio.Event:
+def _done_event(task: asyncio.Task[Any]) -> asyncio.Event:
     event = asyncio.Event()
     task.add_done_callback(lambda _: event.set())
     return event

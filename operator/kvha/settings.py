@@ -23,3 +23,11 @@ class OperatorSettings:
     policy_interval: float = field(default_factory=lambda: _env_float("KVHA_POLICY_INTERVAL", 2.0))
     failover_interval: float = field(default_factory=lambda: _env_float("KVHA_FAILOVER_INTERVAL", 1.0))
     leader_election: bool = field(default_factory=lambda: os.environ.get("KVHA_LEADER_ELECTION", "true") != "false")
+    # 0 means a quarter of the lease: a write the leader starts before its deadline (one timeout
+    # before the lease could expire) has ended, one way or the other, before a standby may act.
+    api_timeout_setting: float = field(default_factory=lambda: _env_float("KVHA_API_TIMEOUT", 0.0))
+
+    @property
+    def api_timeout(self) -> float:
+        """Seconds any one API request may take, ours and kopf's alike."""
+        return self.api_timeout_setting or self.lease_seconds / 4

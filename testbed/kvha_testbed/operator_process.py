@@ -112,6 +112,13 @@ class OperatorProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.alive()
 
+    @property
+    def exit_code(self) -> int | None:
+        return self.proc.returncode if self.proc is not None else None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
     def log_tail(self, lines: int = 60) -> str:
         return self.proc.log_tail(lines) if self.proc else ""
 

@@ -14,6 +14,7 @@ RBAC its chart grants (`mint_kubeconfig`, `serviceaccount_kubeconfig`).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -40,6 +41,17 @@ from kvha_testbed.procs import ManagedProcess, ProcessFailedError, free_port, re
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KVHA_CRDS_DIR = Path(os.environ.get("KVHA_CRDS_DIR", REPO_ROOT / "crds"))
 SERVICE_CIDR = "10.96.0.0/16"
+# Writes at Metadata level (user, verb, object, response code, timestamps; no bodies), nothing
+# else: reads are most of the traffic and no test asks about them.
+AUDIT_POLICY: dict[str, Any] = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        {"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
+        {"level": "None"},
+    ],
+}
 # Controllers that need a cloud provider; everything else the real controller-manager runs.
 _CLOUD_CONTROLLERS = ("cloud-node-lifecycle-controller", "service-lb-controller", "node-route-controller")
 
@@ -60,6 +72,10 @@ class PlaneConfig:
     # Client rate limits of the controller-manager and scheduler; the defaults (20 qps) would make
     # starting thousands of simulated VMs take minutes for no reason.
     component_qps: int = 200
+    # The API server's audit log of every write (Metadata level: who, what, when, the answer), so
+    # a test can prove which client wrote what and when: for example that no write of a replica
+    # that lost leadership arrived after its lease could expire.
+    audit_log: bool = True
     workdir: Path | None = None
     keep_workdir: bool = field(default_factory=lambda: bool(os.environ.get("KVHA_TESTBED_KEEP")))
     start_timeout: float = 120.0
@@ -84,6 +100,7 @@ class ControlPlane:
         self._ports: dict[str, int] = {}
         self.server = ""
         self.kubeconfig = self.workdir / "kubeconfigs" / "admin.kubeconfig"
+        self.audit_log_path = self.workdir / "audit" / "audit.log"
 
     # ----------------------------------------------------------------------------- lifecycle
 
@@ -177,6 +194,7 @@ class ControlPlane:
                 "--event-ttl=30m",
                 "--max-requests-inflight=800",
                 "--max-mutating-requests-inflight=400",
+                *self._audit_flags(),
             ],
         )
         self._admin = Credentials(server=self.server, ca=self._ca.pair.cert, cert=admin_pair.cert, key=admin_pair.key)
@@ -210,6 +228,20 @@ class ControlPlane:
             lambda: client.get_or_none(SERVICE_ACCOUNTS.path("default", "default")) is not None,
         )
         self._mark("ready", started)
+
+    def _audit_flags(self) -> list[str]:
+        if not self.config.audit_log:
+            return []
+        policy = self.workdir / "audit" / "policy.yaml"
+        policy.parent.mkdir(parents=True, exist_ok=True)
+        policy.write_text(yaml.safe_dump(AUDIT_POLICY))
+        return [
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={self.audit_log_path}",
+            "--audit-log-format=json",
+            "--audit-log-mode=blocking",  # an event is on disk before the client has its answer
+            "--audit-log-maxsize=0",  # no rotation: a test reads the whole history
+        ]
 
     def _install_apis(self, started: float) -> None:
         assert self._client is not None
@@ -352,14 +384,26 @@ class ControlPlane:
             if not proc.alive():
                 raise proc.failure("died while the testbed was in use")
 
-    def mint_kubeconfig(self, user: str, groups: tuple[str, ...] | list[str] = ()) -> Path:
-        """A kubeconfig for a client-certificate user: CN=user, O=groups. No RBAC is granted."""
+    def mint_kubeconfig(
+        self, user: str, groups: tuple[str, ...] | list[str] = (), *, server: str | None = None
+    ) -> Path:
+        """A kubeconfig for a client-certificate user: CN=user, O=groups. No RBAC is granted.
+
+        `server` replaces the API server's address, for a client that must go through a proxy
+        (`kvha_testbed.netproxy`) on loopback."""
         if self._ca is None:
             raise RuntimeError("control plane not started")
         pair = self._ca.client(user, tuple(groups))
-        creds = Credentials(server=self.server, ca=self._ca.pair.cert, cert=pair.cert, key=pair.key)
+        creds = Credentials(server=server or self.server, ca=self._ca.pair.cert, cert=pair.cert, key=pair.key)
         path = self.workdir / "kubeconfigs" / f"{pair.cert.stem}.kubeconfig"
         return creds.write_kubeconfig(path, user=user)
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        """Every audit event so far (writes only, see AUDIT_POLICY), oldest first."""
+        if not self.audit_log_path.exists():
+            raise RuntimeError("the API server writes no audit log (PlaneConfig.audit_log is off)")
+        lines = self.audit_log_path.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
 
     def serviceaccount_kubeconfig(
         self, namespace: str, name: str, *, create: bool = True, expiration_seconds: int = 24 * 3600

@@ -109,6 +109,11 @@ class ManagedProcess:
     def alive(self) -> bool:
         return self._popen is not None and self._popen.poll() is None
 
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once the process has ended, else None."""
+        return self._popen.poll() if self._popen is not None else None
+
     def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
         return tail(self.log_path, lines)
 

@@ -127,8 +127,8 @@ class Testbed:
     def ledger(self) -> GuestLedger:
         return self._require()[2].ledger
 
-    def mint_kubeconfig(self, user: str, groups: Sequence[str] = ()) -> Path:
-        return self._require()[0].mint_kubeconfig(user, tuple(groups))
+    def mint_kubeconfig(self, user: str, groups: Sequence[str] = (), *, server: str | None = None) -> Path:
+        return self._require()[0].mint_kubeconfig(user, tuple(groups), server=server)
 
     def serviceaccount_kubeconfig(self, namespace: str, name: str, *, create: bool = True) -> Path:
         return self._require()[0].serviceaccount_kubeconfig(namespace, name, create=create)

@@ -19,6 +19,7 @@ from kvha.fencing import (
     RemoveOutOfServiceTaint,
 )
 from kvha.k8s.api import Kube, plural_of, set_node_annotation
+from kvha.leadership import LeadershipLost
 from kvha.planner import RestartVM
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ async def execute(kube: Kube, actions: Iterable[Action], *, failover: str) -> li
         async with limit:
             try:
                 await _perform(kube, action, failover=failover)
+            except LeadershipLost:
+                raise  # not a failed action: this replica must stop, not report and carry on
             except Exception as exc:  # one failed call must not stop the others; the core re-issues it
                 log.warning("action %s failed: %s", action, exc)
                 failures.append(ActionFailed(action, str(exc)))

@@ -53,6 +53,8 @@ async def drive_failover(
     now = utcnow()
     failover_spec = NodeFailoverSpec.model_validate(dict(spec))
     current = NodeFailoverStatus.model_validate(dict(status)) if status else NodeFailoverStatus()
+    # kopf's body is live: pin the version this step is computed from before anything awaits.
+    computed_from, observed = body["metadata"]["resourceVersion"], dict(status)
     record = first(ix.policies, failover_spec.policy_name)
     policy, _problem = parse_policy(record["spec"]) if record else (None, None)
     policy_status = HAPolicyStatus.model_validate(record["status"]) if record and record["status"] else HAPolicyStatus()
@@ -88,8 +90,10 @@ async def drive_failover(
         )
     )
     new_status = step.status.model_copy(update={"finished": step.finished}).to_api()
-    if new_status != dict(status):
-        await kube.patch_status("nodefailovers", name, new_status)  # write-ahead, then act
+    if new_status != observed and not await kube.patch_status(
+        "nodefailovers", name, new_status, resource_version=computed_from
+    ):
+        return  # computed from an outdated copy: no actions; the next tick computes from the new one
     failures = await execute(kube, [*step.fence_actions, *step.restart_actions], failover=name)
     for failure in failures:
         kopf.warn(body, reason="ActionFailed", message=f"{failure.action}: {failure.error}")

@@ -46,6 +46,8 @@ async def reconcile_policy(
     namespace_labels = by_key(ix.namespaces)
     policy, problem = parse_policy(spec)
     current = HAPolicyStatus.model_validate(dict(status)) if status else HAPolicyStatus()
+    # kopf's body is live: pin the version this step is computed from before anything awaits.
+    computed_from, observed = meta["resourceVersion"], dict(status)
     step = evaluate_policy(
         PolicySnapshot(
             name=name,
@@ -67,8 +69,10 @@ async def reconcile_policy(
     for incident in step.open_incidents:
         await _open(kube, policy_name=name, incident=incident)
     new_status = step.status.to_api()
-    if new_status != dict(status):
-        await kube.patch_status("hapolicies", name, new_status)
+    if new_status != observed and not await kube.patch_status(
+        "hapolicies", name, new_status, resource_version=computed_from
+    ):
+        return  # computed from an outdated copy: the next tick computes from the new one
     events.post(step.events, on=body)
     if policy is not None and step.storm is not None:
         metrics.observe_policy(

@@ -3,6 +3,10 @@
 Each function is idempotent where the API allows (404 on delete is success), because after a
 crash the next leader repeats the last step it cannot prove was done. RBAC in the Helm chart is
 derived from exactly these calls: add a call here, add its rule there.
+
+Every request carries a timeout, and every write first asks the leader's `WriteGuard`, in the
+worker thread, immediately before the request leaves: a replica that can no longer prove it leads
+refuses the write instead of racing the standby that has taken over.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from kvha.constants import (
     OUT_OF_SERVICE_TAINT_VALUE,
     VERSION,
 )
+from kvha.leadership import WriteGuard
 
 __all__ = ["Kube", "load_config", "plural_of"]
 
@@ -43,6 +48,9 @@ def load_config() -> client.ApiClient:
     configuration = client.Configuration.get_default_copy()
     # Failover of many VMs issues many small calls at once; the default pool of 4 serialises them.
     configuration.connection_pool_maxsize = 32
+    # urllib3 would retry a timed-out request up to three times, each with its own timeout: one
+    # call could then outlast the leader's write deadline. A failed call is retried by the next tick.
+    configuration.retries = False
     return client.ApiClient(configuration)
 
 
@@ -57,8 +65,10 @@ def _threaded(func: Callable[P, T]) -> Callable[P, Coroutine[Any, Any, T]]:
 class Kube:
     """The API calls kvha makes, grouped so tests and RBAC checks can enumerate them."""
 
-    def __init__(self, api_client: client.ApiClient) -> None:
+    def __init__(self, api_client: client.ApiClient, *, guard: WriteGuard | None = None, timeout: float = 30.0) -> None:
         self.api_client = api_client
+        self.guard = guard if guard is not None else WriteGuard.unguarded()
+        self.timeout = timeout
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
         self.coordination = client.CoordinationV1Api(api_client)
@@ -78,7 +88,7 @@ class Kube:
         the node lifecycle controller (unreachable/not-ready) is never overwritten.
         """
         for _ in range(5):
-            body = self._as_dict(self.core.read_node(node))
+            body = self._as_dict(self.core.read_node(node, _request_timeout=self.timeout))
             taints: list[dict[str, Any]] = list((body.get("spec") or {}).get("taints") or [])
             has = any(t.get("key") == OUT_OF_SERVICE_TAINT_KEY for t in taints)
             if has == present:
@@ -95,7 +105,8 @@ class Kube:
                 taints = [t for t in taints if t.get("key") != OUT_OF_SERVICE_TAINT_KEY]
             patch = {"metadata": {"resourceVersion": body["metadata"]["resourceVersion"]}, "spec": {"taints": taints}}
             try:
-                self.core.patch_node(node, patch)
+                self.guard.check(f"tainting node {node}")
+                self.core.patch_node(node, patch, _request_timeout=self.timeout)
             except ApiException as exc:
                 if exc.status == 409:
                     continue  # someone else changed the node; read again
@@ -108,8 +119,13 @@ class Kube:
     def force_delete_pod(self, namespace: str, name: str) -> bool:
         """Delete with grace period 0: the kubelet of a fenced node will never confirm it."""
         try:
+            self.guard.check(f"deleting pod {namespace}/{name}")
             self.core.delete_namespaced_pod(
-                name, namespace, grace_period_seconds=0, body=client.V1DeleteOptions(grace_period_seconds=0)
+                name,
+                namespace,
+                grace_period_seconds=0,
+                body=client.V1DeleteOptions(grace_period_seconds=0),
+                _request_timeout=self.timeout,
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -130,11 +146,19 @@ class Kube:
         args = (KUBEVIRT_GROUP, KUBEVIRT_VERSION, namespace, "virtualmachineinstances", name, patch)
         try:
             # A JSON patch, not a merge patch: only it carries the uid test.
-            result = self._as_dict(self.custom.patch_namespaced_custom_object(*args, _content_type=JSON_PATCH))
+            self.guard.check(f"marking VMI {namespace}/{name} Failed")
+            result = self._as_dict(
+                self.custom.patch_namespaced_custom_object(
+                    *args, _content_type=JSON_PATCH, _request_timeout=self.timeout
+                )
+            )
             if (result.get("status") or {}).get("phase") != "Failed":
                 # KubeVirt's VMI CRD has no status subresource; should a future one add it, the
                 # write above is silently dropped and must go to /status instead.
-                self.custom.patch_namespaced_custom_object_status(*args, _content_type=JSON_PATCH)
+                self.guard.check(f"marking VMI {namespace}/{name} Failed")
+                self.custom.patch_namespaced_custom_object_status(
+                    *args, _content_type=JSON_PATCH, _request_timeout=self.timeout
+                )
         except ApiException as exc:
             if exc.status in (404, 409, 422):
                 return False  # gone already, or a newer VMI replaced it (uid test failed)
@@ -147,7 +171,12 @@ class Kube:
     def create_nodefailover(self, body: dict[str, Any]) -> dict[str, Any] | None:
         """Create the incident record; None if it exists (another tick or leader made it)."""
         try:
-            result = self._as_dict(self.custom.create_cluster_custom_object(GROUP, VERSION, "nodefailovers", body))
+            self.guard.check("creating a NodeFailover")
+            result = self._as_dict(
+                self.custom.create_cluster_custom_object(
+                    GROUP, VERSION, "nodefailovers", body, _request_timeout=self.timeout
+                )
+            )
         except ApiException as exc:
             if exc.status == 409:
                 return None
@@ -155,8 +184,25 @@ class Kube:
         return result
 
     @_threaded
-    def patch_status(self, plural: str, name: str, status: dict[str, Any]) -> None:
-        self.custom.patch_cluster_custom_object_status(GROUP, VERSION, plural, name, {"status": status})
+    def patch_status(self, plural: str, name: str, status: dict[str, Any], *, resource_version: str) -> bool:
+        """Write a status computed from the object at `resource_version`; False on a conflict.
+
+        The version is a precondition: a tick that computed from an older copy than the stored
+        one (a watch event not yet delivered, or another leader's write) must not overwrite
+        what that newer write recorded. The caller skips the step and computes again.
+        """
+        patch = {"metadata": {"resourceVersion": resource_version}, "status": status}
+        try:
+            self.guard.check(f"writing the status of {plural}/{name}")
+            self.custom.patch_cluster_custom_object_status(
+                GROUP, VERSION, plural, name, patch, _request_timeout=self.timeout
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                log.info("status of %s/%s changed since version %s; computing again", plural, name, resource_version)
+                return False
+            raise
+        return True
 
     # --- medik8s-style remediation objects ---------------------------------------------------
     @_threaded
@@ -164,9 +210,11 @@ class Kube:
         group, version = api_version.split("/")
         try:
             if namespace:
-                obj = self.custom.get_namespaced_custom_object(group, version, namespace, plural, name)
+                obj = self.custom.get_namespaced_custom_object(
+                    group, version, namespace, plural, name, _request_timeout=self.timeout
+                )
             else:
-                obj = self.custom.get_cluster_custom_object(group, version, plural, name)
+                obj = self.custom.get_cluster_custom_object(group, version, plural, name, _request_timeout=self.timeout)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -177,7 +225,10 @@ class Kube:
     def create_object(self, *, api_version: str, plural: str, body: dict[str, Any], namespace: str) -> None:
         group, version = api_version.split("/")
         try:
-            self.custom.create_namespaced_custom_object(group, version, namespace, plural, body)
+            self.guard.check(f"creating {plural} {namespace}/{body.get('metadata', {}).get('name')}")
+            self.custom.create_namespaced_custom_object(
+                group, version, namespace, plural, body, _request_timeout=self.timeout
+            )
         except ApiException as exc:
             if exc.status != 409:
                 raise
@@ -186,7 +237,10 @@ class Kube:
     def delete_object(self, *, api_version: str, plural: str, name: str, namespace: str) -> None:
         group, version = api_version.split("/")
         try:
-            self.custom.delete_namespaced_custom_object(group, version, namespace, plural, name)
+            self.guard.check(f"deleting {plural} {namespace}/{name}")
+            self.custom.delete_namespaced_custom_object(
+                group, version, namespace, plural, name, _request_timeout=self.timeout
+            )
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -200,4 +254,9 @@ def plural_of(kind: str) -> str:
 
 async def set_node_annotation(kube: Kube, node: str, key: str, value: str | None) -> None:
     """Set or (with None) remove one annotation on a Node with a merge patch."""
-    await asyncio.to_thread(kube.core.patch_node, node, {"metadata": {"annotations": {key: value}}})
+
+    def patch() -> None:
+        kube.guard.check(f"annotating node {node}")
+        kube.core.patch_node(node, {"metadata": {"annotations": {key: value}}}, _request_timeout=kube.timeout)
+
+    await asyncio.to_thread(patch)
