@@ -41,9 +41,10 @@ If the node becomes healthy (stable for healthyDelay) before it is fenced, the i
 and whatever kvha created is removed. After it is fenced, the cleanup waits for the node to recover
 (or be deleted): the remediation is deleted, the fence-confirmed annotation removed (tidiness: it
 names this incident, so it could not confirm another), and the out-of-service taint kvha applied
-is removed only when no pods remain on the node — Kubernetes' rule for non-graceful shutdown, since a pod
-still bound there could restart with volumes another node now uses. Failed incidents keep what
-was applied (a remediator may still be working, a human will look) until the node recovers.
+is removed only when no pods remain on the node — Kubernetes' rule for non-graceful shutdown,
+since a pod still bound there could restart with volumes another node now uses. Failed incidents
+keep what was applied (a remediator may still be working, a human will look) until the node
+recovers.
 """
 
 from __future__ import annotations

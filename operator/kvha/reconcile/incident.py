@@ -87,11 +87,14 @@ class IncidentStep:
 
 def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
     status = snap.status
+    # Counted afresh only while the step may still fence or restart: a finished-but-undoing
+    # incident (say, waiting for pods to leave a recovered node) would pay for every node each tick.
+    may_act = not status.phase.terminal or any(e.state is VMState.WAITING_FOR_CAPACITY for e in status.vms)
     storm = (
         storm_from_nodes(
             nodes=snap.all_nodes, leases=snap.leases, policy=snap.policy, previous=snap.recorded_storm, now=snap.now
         )
-        if snap.policy is not None
+        if snap.policy is not None and may_act
         else snap.recorded_storm
     )
     policy_fencing = snap.policy.fencing if snap.policy else _recorded_fencing(status.fencing)
