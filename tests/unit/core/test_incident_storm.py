@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from core.strategies import NOW, ago, make_lease, make_node
 from core.test_fencing import INCIDENT
 from kvha.detection import StormState
@@ -23,13 +26,20 @@ from kvha.reconcile import IncidentSnapshot, IncidentStep, advance_incident
 POLICY = HAPolicySpec()  # maxUnhealthyNodes 49%: one host of three may fail, two is a storm
 
 
-def incident_step(*, others_silent: int, recorded: StormState | None = None) -> IncidentStep:
-    """The first step of w1's incident, its fence confirmation already given, in a cluster of three
+def incident_step(
+    *,
+    others_silent: int,
+    hosts: int = 3,
+    recorded: StormState | None = None,
+    phase: FailoverPhase = FailoverPhase.DETECTED,
+) -> IncidentStep:
+    """A step of w1's incident, its fence confirmation already given, in a cluster of `hosts`
     hosts of which `others_silent` besides w1 have gone silent too."""
-    quiet = {"w1", *[f"w{2 + i}" for i in range(others_silent)]}
+    names = [f"w{i}" for i in range(1, hosts + 1)]
+    quiet = {"w1", *names[1 : 1 + others_silent]}
     nodes = [
         make_node(name, ready="Unknown", ready_for=90, heartbeat_ago=130) if name in quiet else make_node(name)
-        for name in ("w1", "w2", "w3")
+        for name in names
     ]
     failed = replace(nodes[0], fence_confirmed=INCIDENT.name)
     nodes[0] = failed
@@ -41,7 +51,7 @@ def incident_step(*, others_silent: int, recorded: StormState | None = None) -> 
             spec=NodeFailoverSpec(
                 node_name="w1", policy_name="production", detected_at=INCIDENT.detected_at, reason="x"
             ),
-            status=NodeFailoverStatus(phase=FailoverPhase.DETECTED),
+            status=NodeFailoverStatus(phase=phase),
             policy=POLICY,
             node=failed,
             lease=leases["w1"],
@@ -86,3 +96,24 @@ def test_a_storm_on_record_holds_until_the_policy_records_its_end_and_the_cooldo
     assert "cooldown" in (cooling.status.message or "")
     over = incident_step(others_silent=0, recorded=StormState.restored(ended_at=NOW - timedelta(minutes=6)))
     assert over.fence_actions == (ApplyOutOfServiceTaint("w1"),)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    hosts=st.integers(2, 12),
+    data=st.data(),
+    recorded=st.sampled_from(
+        [StormState.restored(), StormState.restored(active=True), StormState.restored(ended_at=ago(3600))]
+    ),
+    phase=st.sampled_from([FailoverPhase.DETECTED, FailoverPhase.FENCING]),
+)
+def test_no_fencing_action_while_the_fresh_count_is_above_the_limit(
+    hosts: int, data: st.DataObject, recorded: StormState, phase: FailoverPhase
+) -> None:
+    """Whatever the policy last published, a step that sees more silent hosts than the limit
+    allows issues no fencing action."""
+    silent = 1 + data.draw(st.integers(0, hosts - 1), label="others silent")
+    step = incident_step(others_silent=silent - 1, hosts=hosts, recorded=recorded, phase=phase)
+    if silent > hosts * 49 // 100:
+        assert step.fence_actions == ()
+        assert (step.status.message or "").startswith("held by the storm guard")
