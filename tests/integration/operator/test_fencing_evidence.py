@@ -93,9 +93,10 @@ def test_a_taint_left_by_an_earlier_incident_does_not_fence_a_partition(scenario
     scene.failover(phase="Completed", timeout=120)
     scene.bed.faults.revive(host_a)
     wait_for(
-        lambda: "waiting for the pods still bound" in (scene.failover().get("status") or {}).get("message", ""),
+        lambda: "waiting for the pods still bound" in (scene.failover()["status"]["fencing"].get("message") or ""),
         what="the first incident to wait for the node agent pod before removing its taint",
         timeout=60,
+        show=lambda: scene.failover()["status"],
     )
     assert _has_taint(scene, host_a, OUT_OF_SERVICE)
     assert FENCE_CONFIRMED not in (scene.kube.get(NODES.path(name=host_a))["metadata"].get("annotations") or {})
