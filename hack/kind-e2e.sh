@@ -168,10 +168,12 @@ docker stop "$VICTIM"
 
 log "7/8 confirm fencing: the node's container is stopped, i.e. powered off"
 # The default HAPolicy fencing (OutOfServiceTaint, confirmation Manual) restarts nothing until a
-# human or an out-of-band agent says the node is off. That is what this annotation says.
+# human or an out-of-band agent says the node is off. That is what this annotation says; its value
+# names the incident it confirms, so it can never confirm a later one.
 wait_for "a NodeFailover for ${VICTIM}" 300 "$VICTIM" \
   kubectl get nodefailovers -o "jsonpath={.items[?(@.spec.nodeName==\"${VICTIM}\")].spec.nodeName}"
-kubectl annotate node "$VICTIM" kvha.io/fence-confirmed=true --overwrite
+INCIDENT="$(kubectl get nodefailovers -o "jsonpath={.items[?(@.spec.nodeName==\"${VICTIM}\")].metadata.name}")"
+kubectl annotate node "$VICTIM" "kvha.io/fence-confirmed=${INCIDENT}" --overwrite
 wait_for "the NodeFailover of ${VICTIM} to complete" 900 Completed \
   kubectl get nodefailovers -o "jsonpath={.items[?(@.spec.nodeName==\"${VICTIM}\")].status.phase}"
 kill "$WATCH_PID" 2>/dev/null || true

@@ -21,7 +21,7 @@ from typing import Any
 
 from kvha_testbed.build import ensure_built
 from kvha_testbed.operator_process import OperatorProcess
-from kvha_testbed.scenario import Scenario
+from kvha_testbed.scenario import FENCE_CONFIRMED, Scenario
 from kvha_testbed.testbed import Testbed
 from kvha_testbed.timeline import from_failover, render_png, render_table
 from kvha_testbed.waiting import wait_for
@@ -170,12 +170,13 @@ def _watch(scene: Scenario, *, failed: str, failed_at: float, manual: bool) -> d
             )
             if manual and phase == "Fencing" and not confirmed:
                 progress.done()
+                incident = found[0]["metadata"]["name"]
                 print(
                     f"    [admin] checked the BMC: {failed} is off -> kubectl annotate node {failed} "
-                    "kvha.io/fence-confirmed=true",
+                    f"kvha.io/fence-confirmed={incident} --overwrite",
                     flush=True,
                 )
-                scene.confirm_fenced(failed)
+                scene.annotate_node(failed, FENCE_CONFIRMED, incident)
                 confirmed = True
             if phase in ("Completed", "Aborted", "Failed"):
                 progress.done()

@@ -23,6 +23,7 @@ from kvha_testbed.waiting import wait_for
 
 HAPOLICIES = "/apis/kvha.io/v1alpha1/hapolicies"
 NODEFAILOVERS = "/apis/kvha.io/v1alpha1/nodefailovers"
+FENCE_CONFIRMED = "kvha.io/fence-confirmed"
 Obj = dict[str, Any]
 
 # Short thresholds so a scenario takes seconds: the controller-manager marks a silent node
@@ -145,9 +146,27 @@ class Scenario:
     def policy_status(self) -> Obj:
         return self.kube.get(f"{HAPOLICIES}/{self.policy_name}").get("status") or {}
 
-    def confirm_fenced(self, node: str) -> None:
-        """What an administrator does after checking the machine is really off (BMC, PDU)."""
-        self.kube.patch(f"/api/v1/nodes/{node}", {"metadata": {"annotations": {"kvha.io/fence-confirmed": "true"}}})
+    def incident_of(self, node: str) -> str | None:
+        """The name of the node's open NodeFailover (the one kvha still drives), if any."""
+        open_ = [
+            f
+            for f in self.failovers()
+            if f["spec"]["nodeName"] == node and not (f.get("status") or {}).get("finished", False)
+        ]
+        return max(open_, key=lambda f: str(f["spec"]["detectedAt"]))["metadata"]["name"] if open_ else None
+
+    def confirm_fenced(self, node: str) -> str:
+        """What an administrator does after checking the machine is really off (BMC, PDU): annotate
+        the node with the name of the incident it confirms, as the NodeFailover's message says.
+        Returns that name."""
+        incident = self.incident_of(node)
+        if incident is None:
+            raise AssertionError(f"node {node} has no open NodeFailover to confirm")
+        self.annotate_node(node, FENCE_CONFIRMED, incident)
+        return incident
+
+    def annotate_node(self, node: str, key: str, value: str | None) -> None:
+        self.kube.patch(f"/api/v1/nodes/{node}", {"metadata": {"annotations": {key: value}}})
 
     def vmi_uid(self, name: str) -> str | None:
         vmi = self.bed.vmi(self.namespace, name)

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from kvha.constants import FAILOVER_NODE_LABEL, FENCE_CONFIRMED_ANNOTATION
+from kvha.constants import API_VERSION, FAILOVER_ANNOTATION, FAILOVER_NODE_LABEL, FENCE_CONFIRMED_ANNOTATION
 from kvha.fencing import (
     ApplyOutOfServiceTaint,
     CreateRemediation,
@@ -18,7 +18,7 @@ from kvha.fencing import (
     RemoveFenceConfirmation,
     RemoveOutOfServiceTaint,
 )
-from kvha.k8s.api import Kube, plural_of, set_node_annotation
+from kvha.k8s.api import Kube, plural_of, remove_node_annotation_if
 from kvha.leadership import LeadershipLost
 from kvha.planner import RestartVM
 
@@ -37,7 +37,7 @@ class ActionFailed:
 CONCURRENT_ACTIONS = 16
 
 
-async def execute(kube: Kube, actions: Iterable[Action], *, failover: str) -> list[ActionFailed]:
+async def execute(kube: Kube, actions: Iterable[Action]) -> list[ActionFailed]:
     """Fencing actions first and in order; then the restarts concurrently (the core already chose
     which VMs restart now, within maxParallel and tier order)."""
     failures: list[ActionFailed] = []
@@ -46,7 +46,7 @@ async def execute(kube: Kube, actions: Iterable[Action], *, failover: str) -> li
     async def attempt(action: Action) -> None:
         async with limit:
             try:
-                await _perform(kube, action, failover=failover)
+                await _perform(kube, action)
             except LeadershipLost:
                 raise  # not a failed action: this replica must stop, not report and carry on
             except Exception as exc:  # one failed call must not stop the others; the core re-issues it
@@ -60,22 +60,23 @@ async def execute(kube: Kube, actions: Iterable[Action], *, failover: str) -> li
     return failures
 
 
-async def _perform(kube: Kube, action: Action, *, failover: str) -> None:
+async def _perform(kube: Kube, action: Action) -> None:
     match action:
         case ApplyOutOfServiceTaint(node=node):
             await kube.set_out_of_service_taint(node, present=True)
         case RemoveOutOfServiceTaint(node=node):
             await kube.set_out_of_service_taint(node, present=False)
-        case RemoveFenceConfirmation(node=node):
-            await set_node_annotation(kube, node, FENCE_CONFIRMED_ANNOTATION, None)
+        case RemoveFenceConfirmation(node=node, value=value):
+            await remove_node_annotation_if(kube, node, FENCE_CONFIRMED_ANNOTATION, value)
         case CreateRemediation():
-            await _create_remediation(kube, action, failover=failover)
-        case DeleteRemediation(name=name, template=template):
+            await _create_remediation(kube, action)
+        case DeleteRemediation(name=name, template=template, uid=uid):
             await kube.delete_object(
                 api_version=template.api_version,
                 plural=plural_of(_remediation_kind(template.kind)),
                 name=name,
                 namespace=template.namespace,
+                uid=uid,
             )
         case RestartVM():
             await _restart(kube, action)
@@ -85,9 +86,11 @@ def _remediation_kind(template_kind: str) -> str:
     return template_kind.removesuffix("Template")
 
 
-async def _create_remediation(kube: Kube, action: CreateRemediation, *, failover: str) -> None:
+async def _create_remediation(kube: Kube, action: CreateRemediation) -> None:
     """Create the remediation object from the template's spec.template, named after the node
-    (the medik8s convention that remediators rely on)."""
+    (the medik8s convention that remediators rely on), owned by the incident's NodeFailover: the
+    ownerReference is what lets a later step trust its verdict (and deleting the NodeFailover
+    removes it with it)."""
     template = action.template
     source = await kube.get_object(
         api_version=template.api_version,
@@ -106,13 +109,20 @@ async def _create_remediation(kube: Kube, action: CreateRemediation, *, failover
             "name": action.name,
             "namespace": template.namespace,
             "labels": {FAILOVER_NODE_LABEL: action.node},
-            "annotations": {"kvha.io/failover": failover, "remediation.medik8s.io/node-name": action.node},
+            "annotations": {FAILOVER_ANNOTATION: action.owner.name, "remediation.medik8s.io/node-name": action.node},
+            "ownerReferences": [
+                {"apiVersion": API_VERSION, "kind": "NodeFailover", "name": action.owner.name, "uid": action.owner.uid}
+            ],
         },
         "spec": spec,
     }
-    await kube.create_object(
+    created = await kube.create_object(
         api_version=template.api_version, plural=plural_of(kind), body=body, namespace=template.namespace
     )
+    if not created:
+        # Not success: it may be node-healthcheck-operator's. The next step reads it and trusts it
+        # only if its ownerReference is this incident (a retry after a lost response finds ours).
+        raise RuntimeError(f"{kind} {template.namespace}/{action.name} already exists")
 
 
 async def _restart(kube: Kube, action: RestartVM) -> None:

@@ -2,7 +2,7 @@
 would do more harm than good. Pure functions of (observations, policy, now)."""
 
 from kvha.detection.node_health import assess_node, incident_can_close, last_heard_from
-from kvha.detection.storm import StormState, storm_guard
+from kvha.detection.storm import StormState, recorded_storm, storm_from_nodes, storm_guard
 from kvha.detection.verdict import Health, Verdict
 
 __all__ = [
@@ -12,5 +12,7 @@ __all__ = [
     "assess_node",
     "incident_can_close",
     "last_heard_from",
+    "recorded_storm",
+    "storm_from_nodes",
     "storm_guard",
 ]

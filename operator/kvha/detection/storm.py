@@ -9,13 +9,19 @@ one by one and the first few readings are not yet trustworthy.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from kvha.constants import COND_STORM_GUARD
+from kvha.detection.node_health import assess_node
+from kvha.detection.verdict import Health
 from kvha.models.base import resolve_int_or_percent
+from kvha.models.conditions import condition_status
 from kvha.models.durations import format_seconds, seconds
-from kvha.models.hapolicy import StormGuardSpec
+from kvha.models.hapolicy import HAPolicySpec, HAPolicyStatus, StormGuardSpec
 from kvha.models.timeutil import format_time
+from kvha.models.views import LeaseView, NodeView
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,4 +95,38 @@ def storm_guard(
         cooling_until=cooling_until,
         message=message,
         recheck_after=(cooling_until - now).total_seconds() if cooling_until else None,
+    )
+
+
+def recorded_storm(status: HAPolicyStatus) -> StormState:
+    """The storm as the policy's status last recorded it: the memory (did a storm end, and when)
+    that fresh counts alone cannot give. StormGuardActive is True during the storm *and* its
+    cooldown; only a condition without an end time recorded is the storm itself (else every
+    evaluation would restart the cooldown)."""
+    return StormState.restored(
+        active=condition_status(status.conditions, COND_STORM_GUARD) == "True" and status.storm_ended_at is None,
+        ended_at=status.storm_ended_at,
+    )
+
+
+def storm_from_nodes(
+    *,
+    nodes: Sequence[NodeView],
+    leases: Mapping[str, LeaseView],
+    policy: HAPolicySpec,
+    previous: StormState,
+    now: datetime,
+) -> StormState:
+    """The storm guard from counts taken now, for a step about to fence or restart: the policy's
+    published status may be a tick old, and a rack that fails node by node would otherwise lose its
+    first node to fencing before the storm is on record. A storm recorded as active stays in
+    force (it ends, and its cooldown starts, only when the policy records the end)."""
+    watched = [n for n in nodes if policy.node_selector.matches(n.labels)]
+    unhealthy = sum(
+        1
+        for n in watched
+        if assess_node(node=n, lease=leases.get(n.name), detection=policy.detection, now=now).health is Health.UNHEALTHY
+    )
+    return storm_guard(
+        unhealthy_nodes=unhealthy, watched_nodes=len(watched), spec=policy.storm_guard, previous=previous, now=now
     )

@@ -16,7 +16,7 @@ from kvha.fencing.machine import (
     restart_clearance,
     step_fencing,
 )
-from kvha.fencing.observation import FenceObservation, RemediationObservation
+from kvha.fencing.observation import FenceObservation, IncidentRef, RemediationObservation
 
 __all__ = [
     "OBSERVE_INTERVAL",
@@ -28,6 +28,7 @@ __all__ = [
     "FenceAction",
     "FenceObservation",
     "FencingStep",
+    "IncidentRef",
     "RemediationObservation",
     "RemoveFenceConfirmation",
     "RemoveOutOfServiceTaint",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kvha.fencing.observation import IncidentRef
 from kvha.models.hapolicy import TemplateReference
 
 
@@ -27,26 +28,33 @@ class RemoveOutOfServiceTaint:
 @dataclass(frozen=True, slots=True)
 class CreateRemediation:
     """Create a remediation object (kind = template kind without "Template") named after the node,
-    as node-healthcheck-operator does, so medik8s remediators recognise it."""
+    as node-healthcheck-operator does, so medik8s remediators recognise it. Its ownerReference
+    names the incident's NodeFailover: only a remediation so owned can confirm this incident."""
 
     node: str
     template: TemplateReference
     name: str
+    owner: IncidentRef
 
 
 @dataclass(frozen=True, slots=True)
 class DeleteRemediation:
+    """Delete the remediation kvha created, with its uid as precondition: node-healthcheck-operator
+    may own one of the same name for the same node, and kvha never deletes what it did not create."""
+
     node: str
     name: str
     template: TemplateReference
+    uid: str | None
 
 
 @dataclass(frozen=True, slots=True)
 class RemoveFenceConfirmation:
-    """Remove the kvha.io/fence-confirmed annotation from a recovered node: left in place it would
-    confirm the *next* incident on that node without anyone having checked the machine."""
+    """Remove the kvha.io/fence-confirmed annotation given for this incident from a recovered node,
+    only while it still has that value (a confirmation given since for another incident stays)."""
 
     node: str
+    value: str
 
 
 FenceAction = (

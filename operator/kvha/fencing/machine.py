@@ -5,12 +5,20 @@ observation and returns the next phase, the new status, idempotent actions and E
 lives in the NodeFailover, so after a crash or a leader change the next step continues where the
 last one stopped; every action is re-issued until its effect is observed.
 
-The safety rule: the phase never becomes Fenced without the confirmation the strategy demands.
+The safety rule: the phase never becomes Fenced without the confirmation the strategy demands,
+given for *this* incident. Evidence left by an earlier one proves nothing: the node may have been
+rebooted since and now be only partitioned, its VMs running. So an out-of-service taint counts only
+if kvha applied it for this NodeFailover or its `timeAdded` is after `detectedAt`; the annotation
+only if its value names this NodeFailover (a value like `true` or `false` can be stale, a name
+cannot); a remediation only if its ownerReference is this NodeFailover. kvha deletes only the
+remediation it created (node-healthcheck-operator may own one of the same name) and removes the
+annotation only while it still names this incident.
 
 * OutOfServiceTaint + Manual: a human (or a BMC/PDU agent) annotates the Node with
-  kvha.io/fence-confirmed; kvha then applies the out-of-service taint and is Fenced once the taint
-  is on the Node. An out-of-service taint applied by someone else (the Kubernetes non-graceful
-  shutdown procedure done by hand) is the same statement and is accepted.
+  kvha.io/fence-confirmed=<name of the NodeFailover>; kvha then applies the out-of-service taint
+  and is Fenced once the taint is on the Node. An out-of-service taint applied by someone else
+  (a medik8s remediator, the non-graceful shutdown procedure done by hand) is the same statement,
+  but only if its `timeAdded` is after the incident was detected.
 * OutOfServiceTaint + Watchdog: every node runs a hardware watchdog that resets it once it loses
   the cluster, so after `watchdogTimeout` without contact (counted from the later of
   `unhealthy_since` and the last Lease renewal or heartbeat) the node is down; kvha applies the
@@ -31,11 +39,12 @@ before it reports success), so only its success counts.
 
 If the node becomes healthy (stable for healthyDelay) before it is fenced, the incident is Aborted
 and whatever kvha created is removed. After it is fenced, the cleanup waits for the node to recover
-(or be deleted): the remediation is deleted, the fence-confirmed annotation removed (left in place it
-would confirm the next incident unchecked), and the out-of-service taint kvha applied is removed
-only when no pods remain on the node — Kubernetes' rule for non-graceful shutdown, since a pod
-still bound there could restart with volumes another node now uses. Failed incidents keep what
-was applied (a remediator may still be working, a human will look) until the node recovers.
+(or be deleted): the remediation is deleted, the fence-confirmed annotation removed (tidiness: it
+names this incident, so it could not confirm another), and the out-of-service taint kvha applied
+is removed only when no pods remain on the node — Kubernetes' rule for non-graceful shutdown,
+since a pod still bound there could restart with volumes another node now uses. Failed incidents
+keep what was applied (a remediator may still be working, a human will look) until the node
+recovers.
 """
 
 from __future__ import annotations
@@ -65,7 +74,7 @@ from kvha.fencing.actions import (
     RemoveOutOfServiceTaint,
 )
 from kvha.fencing.events import EventNote
-from kvha.fencing.observation import FenceObservation
+from kvha.fencing.observation import FenceObservation, IncidentRef
 from kvha.models.durations import format_seconds, seconds
 from kvha.models.hapolicy import (
     FENCING_NONE_MESSAGE,
@@ -76,6 +85,7 @@ from kvha.models.hapolicy import (
 )
 from kvha.models.nodefailover import FailoverPhase, FencingStatus
 from kvha.models.timeutil import format_time
+from kvha.models.views import NodeView, Taint
 
 OBSERVE_INTERVAL = 10.0
 """Seconds between checks while waiting for something whose change may not wake the handler
@@ -110,6 +120,10 @@ class _Context:
     @property
     def node(self) -> str:
         return self.observation.node_name
+
+    @property
+    def incident(self) -> IncidentRef:
+        return self.observation.incident
 
     @property
     def strategy(self) -> FencingStrategy:
@@ -228,13 +242,10 @@ class _Wait:
 
 def _fencing_by_taint(ctx: _Context) -> FencingStep:
     node, status = ctx.observation.node, ctx.status
-    if node is not None and node.has_taint(OUT_OF_SERVICE_TAINT_KEY):
-        by = (
-            status.confirmed_by
-            if status.taint_applied and status.confirmed_by
-            else ("the out-of-service taint, applied by someone other than kvha")
-        )
-        return _confirmed(ctx, by)
+    taint = node.taint(OUT_OF_SERVICE_TAINT_KEY) if node is not None else None
+    evidence = _taint_evidence(ctx, taint) if taint is not None else None
+    if evidence is not None:
+        return _confirmed(ctx, evidence)
     if status.taint_applied:  # authorised earlier; the taint has not landed yet
         if node is None:
             return _confirmed(ctx, f"{status.confirmed_by}; the Node object has since been deleted")
@@ -265,6 +276,20 @@ def _fencing_by_taint(ctx: _Context) -> FencingStep:
     )
 
 
+def _taint_evidence(ctx: _Context, taint: Taint) -> str | None:
+    """What the out-of-service taint on the node proves for this incident, if anything."""
+    if ctx.status.taint_applied:  # kvha applied it for this incident, once its confirmation held
+        return ctx.status.confirmed_by or "the out-of-service taint kvha applied"
+    # timeAdded has whole seconds and detectedAt does not: a taint added within the second of
+    # detection reads as older and is ignored, the safe way round.
+    if taint.time_added is not None and taint.time_added >= ctx.incident.detected_at:
+        return (
+            f"the out-of-service taint, applied by someone other than kvha at {format_time(taint.time_added)}, "
+            "after the incident was detected"
+        )
+    return None
+
+
 def _manual(ctx: _Context) -> str | _Wait:
     """What confirms the node is off (a human's or the platform's word), or how to give it."""
     node = ctx.observation.node
@@ -273,13 +298,25 @@ def _manual(ctx: _Context) -> str | _Wait:
             "the Node object was deleted (by an administrator or the cloud provider's node-lifecycle "
             "controller), which kvha takes as confirmation that the machine is gone"
         )
-    if node.fence_confirmed is not None:
+    if node.fence_confirmed == ctx.incident.name:
         return f"Node annotation {FENCE_CONFIRMED_ANNOTATION}={node.fence_confirmed}"
-    return _Wait(
-        REASON_FENCING_AWAITING,
-        f"node {ctx.node} is unhealthy; confirm it is powered off with `kubectl annotate node {ctx.node} "
-        f"{FENCE_CONFIRMED_ANNOTATION}=true` (or apply the out-of-service taint); its VMs restart only then",
-        warning=True,
+    return _Wait(REASON_FENCING_AWAITING, _confirmation_request(ctx, node), warning=True)
+
+
+def _confirmation_request(ctx: _Context, node: NodeView) -> str:
+    """The exact command an administrator runs once the machine is off, and why what is already on
+    the node does not count (an admin who sees an annotation or taint there would wonder)."""
+    ignored = []
+    if node.fence_confirmed is not None:
+        ignored.append(
+            f"its annotation {FENCE_CONFIRMED_ANNOTATION}={node.fence_confirmed} does not name this incident"
+        )
+    if node.has_taint(OUT_OF_SERVICE_TAINT_KEY):
+        ignored.append("its out-of-service taint was not applied for this incident")
+    note = f" ({'; '.join(ignored)}: ignored)" if ignored else ""
+    return (
+        f"node {ctx.node} is unhealthy; once it is powered off, confirm with `kubectl annotate node {ctx.node} "
+        f"{FENCE_CONFIRMED_ANNOTATION}={ctx.incident.name} --overwrite`; its VMs restart only then{note}"
     )
 
 
@@ -316,11 +353,22 @@ def _fencing_by_remediation(ctx: _Context) -> FencingStep:
     name = ctx.status.remediation_name or ctx.node
     kind = template.kind.removesuffix("Template")
     remediation = ctx.observation.remediation
-    exists = remediation is not None and remediation.exists
-    if remediation is not None and exists and remediation.succeeded:
+    ours = remediation is not None and remediation.created_for(ctx.incident)
+    if remediation is not None and ours and remediation.succeeded:
         detail = f": {remediation.message}" if remediation.message else ""
         return _confirmed(ctx, f"{kind} {name} reported success{detail}")
-    if remediation is not None and exists and remediation.failed:
+    if remediation is not None and remediation.exists and not ours:
+        # Medik8s remediators find the node by the object's name, so kvha cannot create its own
+        # beside it; a verdict on an object kvha did not create says nothing about this incident.
+        foreign = _Wait(
+            REASON_FENCING_AWAITING,
+            f"{kind} {template.namespace}/{name} exists but was not created by kvha for this incident "
+            "(an earlier incident's, or node-healthcheck-operator's): whatever it reports does not fence "
+            "this incident, and kvha does not delete it; kvha creates its own once it is gone",
+            warning=True,
+        )
+        return _waiting(ctx, foreign, remediation_name=name)
+    if remediation is not None and ours and remediation.failed:
         return ctx.step(
             phase=FailoverPhase.FAILED,
             reason=REASON_FENCING_FAILED,
@@ -333,7 +381,8 @@ def _fencing_by_remediation(ctx: _Context) -> FencingStep:
         REASON_FENCING_STARTED,
         f"waiting for {kind} {name} (from template {template.namespace}/{template.name}) to report success",
     )
-    actions = [] if exists else [CreateRemediation(node=ctx.node, template=template, name=name)]
+    exists = remediation is not None and remediation.exists
+    actions = [] if exists else [CreateRemediation(node=ctx.node, template=template, name=name, owner=ctx.incident)]
     return _waiting(ctx, wait, actions=actions, remediation_name=name)
 
 
@@ -389,9 +438,9 @@ def _holds_anything(ctx: _Context) -> bool:
     remediation = ctx.observation.remediation
     node = ctx.observation.node
     return (
-        (remediation is not None and remediation.exists)
+        (remediation is not None and remediation.created_for(ctx.incident))
         or (ctx.status.taint_applied and not ctx.status.taint_removed)
-        or (node is not None and node.fence_confirmed is not None)
+        or (node is not None and node.fence_confirmed == ctx.incident.name)
     )
 
 
@@ -402,11 +451,11 @@ def _cleanup(ctx: _Context, *, reason: str, subject: str, phase: FailoverPhase |
     actions: list[FenceAction] = []
     pending: list[str] = []
     updates: dict[str, Any] = {}
-    if obs.remediation is not None and obs.remediation.exists:
+    if obs.remediation is not None and obs.remediation.created_for(ctx.incident):
         name = status.remediation_name or ctx.node
         template = ctx.fencing.remediation_template
         if template is not None:
-            actions.append(DeleteRemediation(node=ctx.node, name=name, template=template))
+            actions.append(DeleteRemediation(node=ctx.node, name=name, template=template, uid=obs.remediation.uid))
             pending.append(f"deleting remediation {name}")
         else:
             pending.append(f"remediation {name} must be deleted by hand: the policy no longer names its template")
@@ -420,8 +469,8 @@ def _cleanup(ctx: _Context, *, reason: str, subject: str, phase: FailoverPhase |
             pending.append(
                 "waiting for the pods still bound to it to be deleted before removing the out-of-service taint"
             )
-    if node is not None and node.fence_confirmed is not None:
-        actions.append(RemoveFenceConfirmation(ctx.node))
+    if node is not None and node.fence_confirmed == ctx.incident.name:
+        actions.append(RemoveFenceConfirmation(ctx.node, ctx.incident.name))
         pending.append(f"removing its {FENCE_CONFIRMED_ANNOTATION} annotation")
     message = f"{subject}; undoing fencing: {', '.join(pending)}" if pending else subject
     return ctx.step(

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from kvha.constants import GROUP
 from kvha.models.views import NodeView
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRef:
+    """The NodeFailover that records this incident. Evidence of fencing counts only if it belongs
+    to this incident: a taint, annotation or remediation left by an earlier one proves nothing about
+    the node now (it may since have been rebooted and be merely partitioned)."""
+
+    name: str
+    uid: str
+    """The NodeFailover's uid: unique across time, so a remediation whose ownerReference names it
+    was created for this incident, with no clock to compare."""
+    detected_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +33,40 @@ class RemediationObservation:
     succeeded: bool = False
     failed: bool = False
     message: str = ""
+    uid: str | None = None
+    """The object's own uid, so kvha deletes exactly the object it created and not one that
+    replaced it under the same name."""
+    owner_uid: str | None = None
+    """The uid of the NodeFailover in its ownerReferences; None when no NodeFailover owns it
+    (node-healthcheck-operator's, an administrator's)."""
+
+    @classmethod
+    def from_api(cls, obj: Mapping[str, Any] | None) -> RemediationObservation:
+        if obj is None:
+            return cls(exists=False)
+        meta = obj.get("metadata") or {}
+        owners: list[Mapping[str, Any]] = meta.get("ownerReferences") or []
+        owner = next(
+            (
+                o
+                for o in owners
+                if o.get("kind") == "NodeFailover" and str(o.get("apiVersion", "")).startswith(f"{GROUP}/")
+            ),
+            None,
+        )
+        conditions: list[Mapping[str, Any]] = (obj.get("status") or {}).get("conditions") or []
+        succeeded = next((c for c in conditions if c.get("type") == "Succeeded"), {})
+        return cls(
+            exists=True,
+            succeeded=succeeded.get("status") == "True",
+            failed=succeeded.get("status") == "False",
+            message=str(succeeded.get("message") or ""),
+            uid=meta.get("uid"),
+            owner_uid=owner.get("uid") if owner else None,
+        )
+
+    def created_for(self, incident: IncidentRef) -> bool:
+        return self.exists and self.owner_uid is not None and self.owner_uid == incident.uid
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +77,7 @@ class FenceObservation:
     node_healthy: bool
     """`kvha.detection.incident_can_close` for the node: healthy and stable for healthyDelay."""
     unhealthy_since: datetime
+    incident: IncidentRef
     remediation: RemediationObservation | None = None
     pods_remaining_on_node: int = 0
     """Non-terminal pods still bound to the node (terminal pods hold nothing)."""

@@ -15,13 +15,12 @@ import kopf
 
 from kvha import metrics
 from kvha.actuation import execute
-from kvha.constants import COND_STORM_GUARD, GROUP, VERSION
-from kvha.detection import StormState
+from kvha.constants import GROUP, VERSION
+from kvha.detection import recorded_storm
 from kvha.fencing import RemediationObservation
 from kvha.handlers import events
 from kvha.handlers.snapshot import Indices, by_key, first, grouped, parse_policy, values, vm_keyed
 from kvha.k8s.api import Kube, plural_of
-from kvha.models.conditions import condition_status
 from kvha.models.hapolicy import FencingStrategy, HAPolicySpec, HAPolicyStatus
 from kvha.models.nodefailover import NodeFailoverSpec, NodeFailoverStatus
 from kvha.models.timeutil import utcnow
@@ -73,12 +72,15 @@ async def drive_failover(
     step = advance_incident(
         IncidentSnapshot(
             name=name,
+            uid=str(body["metadata"]["uid"]),
             spec=failover_spec,
             status=current,
             policy=policy,
             node=first(ix.nodes, node_name),
             lease=leases.get(node_name),
-            storm=_storm(policy_status),
+            all_nodes=nodes,
+            leases=leases,
+            recorded_storm=recorded_storm(policy_status),
             remediation=await _remediation(kube, policy, current, node_name),
             pods_on_node=list(ix.pods_by_node.get(node_name, [])),
             vms=vms,
@@ -94,26 +96,11 @@ async def drive_failover(
         "nodefailovers", name, new_status, resource_version=computed_from
     ):
         return  # computed from an outdated copy: no actions; the next tick computes from the new one
-    failures = await execute(kube, [*step.fence_actions, *step.restart_actions], failover=name)
+    failures = await execute(kube, [*step.fence_actions, *step.restart_actions])
     for failure in failures:
         kopf.warn(body, reason="ActionFailed", message=f"{failure.action}: {failure.error}")
     events.post(step.events, on=body, vms=vms)
     _observe(step, policy_name=failover_spec.policy_name, policy=policy, detected=failover_spec.detected_at)
-
-
-def _storm(policy_status: HAPolicyStatus) -> StormState:
-    """The storm guard as the policy last evaluated it (True also during the cooldown)."""
-    active = condition_status(policy_status.conditions, COND_STORM_GUARD) == "True"
-    message = next((c.message for c in policy_status.conditions if c.type == COND_STORM_GUARD), "")
-    return StormState(
-        active=active,
-        limit=0,
-        unhealthy=policy_status.unhealthy_nodes,
-        watched=policy_status.watched_nodes,
-        ended_at=policy_status.storm_ended_at,
-        cooling_until=None,
-        message=message,
-    )
 
 
 async def _remediation(
@@ -132,16 +119,7 @@ async def _remediation(
         name=name,
         namespace=template.namespace,
     )
-    if obj is None:
-        return RemediationObservation(exists=False)
-    conditions: list[dict[str, Any]] = (obj.get("status") or {}).get("conditions") or []
-    succeeded = next((c for c in conditions if c.get("type") == "Succeeded"), {})
-    return RemediationObservation(
-        exists=True,
-        succeeded=succeeded.get("status") == "True",
-        failed=succeeded.get("status") == "False",
-        message=str(succeeded.get("message") or ""),
-    )
+    return RemediationObservation.from_api(obj)
 
 
 def _observe(step: Any, *, policy_name: str, policy: HAPolicySpec | None, detected: Any) -> None:

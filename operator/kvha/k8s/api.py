@@ -222,7 +222,9 @@ class Kube:
         return self._as_dict(obj)
 
     @_threaded
-    def create_object(self, *, api_version: str, plural: str, body: dict[str, Any], namespace: str) -> None:
+    def create_object(self, *, api_version: str, plural: str, body: dict[str, Any], namespace: str) -> bool:
+        """True if created; False if an object of that name exists. That is not success: it may be
+        someone else's (node-healthcheck-operator names its remediations after the node too)."""
         group, version = api_version.split("/")
         try:
             self.guard.check(f"creating {plural} {namespace}/{body.get('metadata', {}).get('name')}")
@@ -230,20 +232,29 @@ class Kube:
                 group, version, namespace, plural, body, _request_timeout=self.timeout
             )
         except ApiException as exc:
-            if exc.status != 409:
-                raise
+            if exc.status == 409:
+                return False
+            raise
+        return True
 
     @_threaded
-    def delete_object(self, *, api_version: str, plural: str, name: str, namespace: str) -> None:
+    def delete_object(
+        self, *, api_version: str, plural: str, name: str, namespace: str, uid: str | None = None
+    ) -> bool:
+        """Delete; with `uid`, only that very object (a uid precondition), never one that replaced
+        it under the same name. False if there was nothing (of that uid) to delete."""
         group, version = api_version.split("/")
+        options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid) if uid else None)
         try:
             self.guard.check(f"deleting {plural} {namespace}/{name}")
             self.custom.delete_namespaced_custom_object(
-                group, version, namespace, plural, name, _request_timeout=self.timeout
+                group, version, namespace, plural, name, body=options, _request_timeout=self.timeout
             )
         except ApiException as exc:
-            if exc.status != 404:
-                raise
+            if exc.status in (404, 409):  # gone, or the precondition failed: not the object we made
+                return False
+            raise
+        return True
 
 
 def plural_of(kind: str) -> str:
@@ -252,11 +263,20 @@ def plural_of(kind: str) -> str:
     return lower + ("es" if lower.endswith(("s", "x", "ch", "sh")) else "s")
 
 
-async def set_node_annotation(kube: Kube, node: str, key: str, value: str | None) -> None:
-    """Set or (with None) remove one annotation on a Node with a merge patch."""
+async def remove_node_annotation_if(kube: Kube, node: str, key: str, value: str) -> bool:
+    """Remove one annotation from a Node only while it has `value` (a JSON patch test), so a value
+    written since by someone else stays. False if it had another value or none."""
+    path = "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1")
+    patch = [{"op": "test", "path": path, "value": value}, {"op": "remove", "path": path}]
 
-    def patch() -> None:
+    def call() -> None:
         kube.guard.check(f"annotating node {node}")
-        kube.core.patch_node(node, {"metadata": {"annotations": {key: value}}}, _request_timeout=kube.timeout)
+        kube.core.patch_node(node, patch, _content_type=JSON_PATCH, _request_timeout=kube.timeout)
 
-    await asyncio.to_thread(patch)
+    try:
+        await asyncio.to_thread(call)
+    except ApiException as exc:
+        if exc.status in (404, 409, 422):  # no such node, or the test failed (value changed or gone)
+            return False
+        raise
+    return True

@@ -76,7 +76,7 @@ PERMISSIONS: tuple[Permission, ...] = (
         "",
         "nodes",
         ("patch",),
-        (f"{_API}set_out_of_service_taint", f"{_MODULE_API}set_node_annotation"),
+        (f"{_API}set_out_of_service_taint", f"{_MODULE_API}remove_node_annotation_if"),
         "add and remove the out-of-service taint; remove a used kvha.io/fence-confirmed annotation",
     ),
     Permission(

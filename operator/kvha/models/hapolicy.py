@@ -75,9 +75,9 @@ class FenceConfirmation(enum.StrEnum):
     """How kvha learns that a node with the out-of-service taint is really powered off.
 
     Manual: a human or an out-of-band agent (BMC, PDU) annotates the Node with
-    kvha.io/fence-confirmed; kvha then applies the taint. Watchdog: every node runs a hardware
-    watchdog that resets it when it loses the cluster, so after `watchdogTimeout` of
-    unreachability it is known to be down (the self-node-remediation model).
+    kvha.io/fence-confirmed=<name of the NodeFailover>; kvha then applies the taint. Watchdog:
+    every node runs a hardware watchdog that resets it when it loses the cluster, so after
+    `watchdogTimeout` of unreachability it is known to be down (the self-node-remediation model).
     """
 
     MANUAL = "Manual"

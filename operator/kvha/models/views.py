@@ -42,10 +42,18 @@ class Taint:
     key: str
     effect: str
     value: str = ""
+    time_added: datetime | None = None
+    """When whoever applied it says it was applied (medik8s remediators set it): what tells a fresh
+    out-of-service taint from one left by an earlier incident."""
 
     @classmethod
     def from_api(cls, obj: Obj) -> Taint:
-        return cls(key=str(obj.get("key", "")), effect=str(obj.get("effect", "")), value=str(obj.get("value") or ""))
+        return cls(
+            key=str(obj.get("key", "")),
+            effect=str(obj.get("effect", "")),
+            value=str(obj.get("value") or ""),
+            time_added=parse_time(obj.get("timeAdded")),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +140,9 @@ class NodeView:
 
     def has_taint(self, key: str) -> bool:
         return any(t.key == key for t in self.taints)
+
+    def taint(self, key: str) -> Taint | None:
+        return next((t for t in self.taints if t.key == key), None)
 
     @property
     def kubevirt_schedulable(self) -> bool:

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from kvha.constants import COND_COMPLETED, COND_FENCED, REASON_FAILOVER_COMPLETED, REASON_STORM
-from kvha.detection import StormState, incident_can_close, last_heard_from
+from kvha.detection import StormState, incident_can_close, last_heard_from, storm_from_nodes
 from kvha.fencing import (
     EventNote,
     FenceAction,
     FenceObservation,
+    IncidentRef,
     RemediationObservation,
     restart_clearance,
     step_fencing,
@@ -41,13 +42,20 @@ STORM_RECHECK = 5.0
 @dataclass(frozen=True)
 class IncidentSnapshot:
     name: str
+    uid: str
+    """The NodeFailover's uid: what kvha's remediation names as its owner."""
     spec: NodeFailoverSpec
     status: NodeFailoverStatus
     policy: HAPolicySpec | None
     """None when the policy was deleted or became invalid mid-incident."""
     node: NodeView | None
     lease: LeaseView | None
-    storm: StormState
+    all_nodes: Sequence[NodeView]
+    leases: Mapping[str, LeaseView]
+    """Every node and Lease, for the storm guard's fresh counts."""
+    recorded_storm: StormState
+    """The storm as the policy's status records it (`kvha.detection.recorded_storm`): only its
+    memory of a storm and its end is used, the counts are taken again in the step."""
     remediation: RemediationObservation | None
     pods_on_node: Sequence[PodView]
     vms: Mapping[str, VMView]
@@ -79,6 +87,16 @@ class IncidentStep:
 
 def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
     status = snap.status
+    # Counted afresh only while the step may still fence or restart: a finished-but-undoing
+    # incident (say, waiting for pods to leave a recovered node) would pay for every node each tick.
+    may_act = not status.phase.terminal or any(e.state is VMState.WAITING_FOR_CAPACITY for e in status.vms)
+    storm = (
+        storm_from_nodes(
+            nodes=snap.all_nodes, leases=snap.leases, policy=snap.policy, previous=snap.recorded_storm, now=snap.now
+        )
+        if snap.policy is not None and may_act
+        else snap.recorded_storm
+    )
     policy_fencing = snap.policy.fencing if snap.policy else _recorded_fencing(status.fencing)
     detection = snap.policy.detection if snap.policy else None
     verdict_healthy = False
@@ -89,6 +107,7 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
         node=snap.node,
         node_healthy=verdict_healthy,
         unhealthy_since=snap.spec.detected_at,
+        incident=IncidentRef(name=snap.name, uid=snap.uid, detected_at=snap.spec.detected_at),
         remediation=snap.remediation,
         pods_remaining_on_node=sum(1 for p in snap.pods_on_node if not p.terminal),
         last_heard_from=last_heard_from(node=snap.node, lease=snap.lease),
@@ -107,12 +126,12 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
         return _policy_gone(snap, status)
 
     if (
-        snap.storm.blocks_action
+        storm.blocks_action
         and not status.phase.terminal
         and not verdict_healthy
         and status.phase in (FailoverPhase.DETECTED, FailoverPhase.FENCING)
     ):
-        return _held_by_storm(snap, status)
+        return _held_by_storm(snap, status, storm)
 
     fence = step_fencing(
         phase=status.phase, status=status.fencing, observation=observation, fencing=policy_fencing, now=snap.now
@@ -128,11 +147,11 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
 
     held_message = None
     if _plans(phase, fence.status, entries) and snap.policy is not None:
-        if snap.storm.blocks_action:
-            held_message = f"restarts held by the storm guard: {snap.storm.message}"
+        if storm.blocks_action:
+            held_message = f"restarts held by the storm guard: {storm.message}"
             if status.message != held_message:
                 events.append(EventNote(REASON_STORM, held_message, "Warning"))
-            rechecks.append(min(snap.storm.recheck_after or STORM_RECHECK, STORM_RECHECK))
+            rechecks.append(min(storm.recheck_after or STORM_RECHECK, STORM_RECHECK))
         else:
             fenced, unfenced_allowed = restart_clearance(fence.status)
             plan = plan_failover(
@@ -218,14 +237,14 @@ def _policy_gone(snap: IncidentSnapshot, status: NodeFailoverStatus) -> Incident
     )
 
 
-def _held_by_storm(snap: IncidentSnapshot, status: NodeFailoverStatus) -> IncidentStep:
-    message = f"held by the storm guard: {snap.storm.message}"
+def _held_by_storm(snap: IncidentSnapshot, status: NodeFailoverStatus, storm: StormState) -> IncidentStep:
+    message = f"held by the storm guard: {storm.message}"
     events = () if status.message == message else (EventNote(REASON_STORM, message, "Warning"),)
     new_status = _summarise(
         snap, status, phase=status.phase, fencing=status.fencing, entries=list(status.vms), message=message
     )
     return IncidentStep(
-        status=new_status, events=events, recheck_after=min(snap.storm.recheck_after or STORM_RECHECK, STORM_RECHECK)
+        status=new_status, events=events, recheck_after=min(storm.recheck_after or STORM_RECHECK, STORM_RECHECK)
     )
 
 

@@ -21,7 +21,7 @@ from kvha.constants import (
     REASON_STORM,
     REASON_VALID,
 )
-from kvha.detection import Health, StormState, Verdict, assess_node, storm_guard
+from kvha.detection import Health, StormState, Verdict, assess_node, recorded_storm, storm_guard
 from kvha.fencing import EventNote
 from kvha.models.base import Priority
 from kvha.models.conditions import condition_status, set_condition
@@ -114,18 +114,11 @@ def evaluate_policy(snap: PolicySnapshot) -> PolicyStep:
         for n in watched
     }
     unhealthy = {name: v for name, v in verdicts.items() if v.health is Health.UNHEALTHY}
-    # StormGuardActive is True during the storm *and* its cooldown; only a condition without an
-    # end time recorded is the storm itself (else every evaluation would restart the cooldown).
-    previous = StormState.restored(
-        active=condition_status(snap.status.conditions, COND_STORM_GUARD) == "True"
-        and snap.status.storm_ended_at is None,
-        ended_at=snap.status.storm_ended_at,
-    )
     storm = storm_guard(
         unhealthy_nodes=len(unhealthy),
         watched_nodes=len(watched),
         spec=policy.storm_guard,
-        previous=previous,
+        previous=recorded_storm(snap.status),
         now=snap.now,
     )
     mine = [f for f in snap.failovers if f.policy == snap.name]

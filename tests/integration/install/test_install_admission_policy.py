@@ -20,7 +20,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from kvha.constants import FENCE_CONFIRMED_ANNOTATION, OUT_OF_SERVICE_TAINT_KEY
-from kvha.k8s.api import Kube, set_node_annotation
+from kvha.k8s.api import Kube, remove_node_annotation_if
 from kvha_testbed.testbed import Testbed
 
 pytestmark = pytest.mark.integration
@@ -75,12 +75,12 @@ def test_out_of_service_taint_with_no_schedule_and_kvha_annotations_are_allowed(
     guarded: Kube, nodes: Callable[..., list[str]], core_api: Any
 ) -> None:
     [node] = nodes(1)
-    core_api.patch_node(node, {"metadata": {"annotations": {FENCE_CONFIRMED_ANNOTATION: "true"}}})
+    core_api.patch_node(node, {"metadata": {"annotations": {FENCE_CONFIRMED_ANNOTATION: "node-failover-1"}}})
 
     assert asyncio.run(guarded.set_out_of_service_taint(node, present=True))
     taints = core_api.read_node(node).spec.taints or []
     assert [(t.key, t.effect) for t in taints] == [(OUT_OF_SERVICE_TAINT_KEY, "NoSchedule")]
-    asyncio.run(set_node_annotation(guarded, node, FENCE_CONFIRMED_ANNOTATION, None))
+    assert asyncio.run(remove_node_annotation_if(guarded, node, FENCE_CONFIRMED_ANNOTATION, "node-failover-1"))
     assert FENCE_CONFIRMED_ANNOTATION not in (core_api.read_node(node).metadata.annotations or {})
     assert asyncio.run(guarded.set_out_of_service_taint(node, present=False))
     assert not core_api.read_node(node).spec.taints

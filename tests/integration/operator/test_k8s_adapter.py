@@ -9,8 +9,9 @@ from collections.abc import Callable
 
 import pytest
 
-from kvha.k8s.api import Kube
-from kvha_testbed.kube import NODES, VMIS, VMS
+from kvha.constants import FENCE_CONFIRMED_ANNOTATION
+from kvha.k8s.api import Kube, remove_node_annotation_if
+from kvha_testbed.kube import NODES, SELF_NODE_REMEDIATIONS, VMIS, VMS
 from kvha_testbed.objects import vm_manifest
 from kvha_testbed.testbed import Testbed
 
@@ -59,3 +60,38 @@ def test_out_of_service_taint_keeps_the_other_taints(plane: Testbed, nodes: Call
     assert asyncio.run(kube.set_out_of_service_taint(node, present=True)) is False  # idempotent
     assert asyncio.run(kube.set_out_of_service_taint(node, present=False)) is True
     assert taints() == [("example.com/dedicated", "NoSchedule")]
+
+
+def test_the_fence_confirmation_is_removed_only_while_it_names_the_incident(
+    plane: Testbed, nodes: Callable[..., list[str]]
+) -> None:
+    [node] = nodes(1)
+    kube = Kube(plane.kubernetes_client())
+
+    def annotations() -> dict[str, str]:
+        return plane.client.get(NODES.path(name=node))["metadata"].get("annotations") or {}
+
+    assert asyncio.run(remove_node_annotation_if(kube, node, FENCE_CONFIRMED_ANNOTATION, "incident-a")) is False
+    plane.client.patch(NODES.path(name=node), {"metadata": {"annotations": {FENCE_CONFIRMED_ANNOTATION: "incident-b"}}})
+    assert asyncio.run(remove_node_annotation_if(kube, node, FENCE_CONFIRMED_ANNOTATION, "incident-a")) is False
+    assert annotations()[FENCE_CONFIRMED_ANNOTATION] == "incident-b"  # given since for another incident
+    assert asyncio.run(remove_node_annotation_if(kube, node, FENCE_CONFIRMED_ANNOTATION, "incident-b")) is True
+    assert FENCE_CONFIRMED_ANNOTATION not in annotations()
+
+
+def test_a_remediation_of_the_same_name_is_neither_created_over_nor_deleted_by_an_old_uid(
+    plane: Testbed, namespace: str
+) -> None:
+    kube = Kube(plane.kubernetes_client())
+    api, plural = "self-node-remediation.medik8s.io/v1alpha1", "selfnoderemediations"
+    body = {"apiVersion": api, "kind": "SelfNodeRemediation", "metadata": {"name": "w1", "namespace": namespace}}
+    assert asyncio.run(kube.create_object(api_version=api, plural=plural, body=body, namespace=namespace)) is True
+    assert asyncio.run(kube.create_object(api_version=api, plural=plural, body=body, namespace=namespace)) is False
+    path = SELF_NODE_REMEDIATIONS.path(namespace, "w1")
+    uid = plane.client.get(path)["metadata"]["uid"]
+    delete = {"api_version": api, "plural": plural, "name": "w1", "namespace": namespace}
+    assert asyncio.run(kube.delete_object(**delete, uid="not-" + uid)) is False
+    assert plane.client.get(path)["metadata"]["uid"] == uid
+    assert asyncio.run(kube.delete_object(**delete, uid=uid)) is True
+    assert plane.client.get_or_none(path) is None
+    assert asyncio.run(kube.delete_object(**delete, uid=uid)) is False

@@ -24,6 +24,7 @@ from kvha.fencing import (
     DeleteRemediation,
     FenceObservation,
     FencingStep,
+    IncidentRef,
     RemediationObservation,
     RemoveFenceConfirmation,
     RemoveOutOfServiceTaint,
@@ -45,10 +46,25 @@ REMEDIATION = FencingSpec(strategy=FencingStrategy.REMEDIATION, remediation_temp
 UNFENCED = FencingSpec(strategy=FencingStrategy.NONE, allow_unfenced_restart=True)
 
 DEAD = make_node("w1", ready="Unknown", ready_for=90, heartbeat_ago=130)
+INCIDENT = IncidentRef(name="w1-production-20260301-115900", uid="uid-of-the-nodefailover", detected_at=ago(60))
+CONFIRMED = INCIDENT.name
+"""The value of kvha.io/fence-confirmed that confirms this incident: its NodeFailover's name."""
+
+
+def ours(*, succeeded: bool = False, failed: bool = False, message: str = "") -> RemediationObservation:
+    """The remediation kvha created for this incident (its ownerReference names the NodeFailover)."""
+    return RemediationObservation(
+        exists=True,
+        succeeded=succeeded,
+        failed=failed,
+        message=message,
+        uid="uid-of-the-remediation",
+        owner_uid=INCIDENT.uid,
+    )
 
 
 def observe(node: object = DEAD, **changes: object) -> FenceObservation:
-    base = FenceObservation(node_name="w1", node=DEAD, node_healthy=False, unhealthy_since=ago(60))
+    base = FenceObservation(node_name="w1", node=DEAD, node_healthy=False, unhealthy_since=ago(60), incident=INCIDENT)
     return replace(base, node=node, **changes)  # type: ignore[arg-type]
 
 
@@ -71,7 +87,7 @@ def test_manual_fencing_asks_a_human_and_restarts_nothing_until_confirmed() -> N
     [event] = waiting.events
     assert event.reason == REASON_FENCING_AWAITING
     assert event.type == "Warning"
-    assert "kubectl annotate node w1 kvha.io/fence-confirmed=true" in event.message
+    assert f"kubectl annotate node w1 kvha.io/fence-confirmed={INCIDENT.name} --overwrite" in event.message
     assert restart_clearance(waiting.status) == (False, False)
 
     again = step(waiting, observe(), MANUAL, after=30)
@@ -80,21 +96,22 @@ def test_manual_fencing_asks_a_human_and_restarts_nothing_until_confirmed() -> N
 
 def test_manual_confirmation_applies_the_taint_and_fences_once_it_is_on_the_node() -> None:
     waiting = step(None, observe(), MANUAL)
-    confirmed = step(waiting, observe(replace(DEAD, fence_confirmed="bmc-power-off")), MANUAL, after=20)
+    confirmed = step(waiting, observe(replace(DEAD, fence_confirmed=CONFIRMED)), MANUAL, after=20)
     assert confirmed.phase is FailoverPhase.FENCING  # not before the taint is really there
     assert confirmed.actions == (ApplyOutOfServiceTaint("w1"),)
     assert confirmed.status.taint_applied
 
-    tainted = replace(DEAD, fence_confirmed="bmc-power-off", taints=(OUT_OF_SERVICE,))
+    tainted = replace(DEAD, fence_confirmed=CONFIRMED, taints=(OUT_OF_SERVICE,))
     fenced = step(confirmed, observe(tainted), MANUAL, after=25)
     assert fenced.phase is FailoverPhase.FENCED
-    assert fenced.status.confirmed_by == "Node annotation kvha.io/fence-confirmed=bmc-power-off"
+    assert fenced.status.confirmed_by == f"Node annotation kvha.io/fence-confirmed={INCIDENT.name}"
     assert [e.reason for e in fenced.events] == [REASON_FENCING_CONFIRMED]
     assert restart_clearance(fenced.status) == (True, False)
 
 
 def test_an_out_of_service_taint_applied_by_an_administrator_is_a_confirmation() -> None:
-    fenced = step(None, observe(replace(DEAD, taints=(OUT_OF_SERVICE,))), MANUAL)
+    fresh = replace(OUT_OF_SERVICE, time_added=ago(30))  # after the incident was detected
+    fenced = step(None, observe(replace(DEAD, taints=(fresh,))), MANUAL)
     assert fenced.phase is FailoverPhase.FENCED
     assert "applied by someone other than kvha" in (fenced.status.confirmed_by or "")
     assert not fenced.status.taint_applied  # not ours, so kvha will not remove it either
@@ -155,12 +172,12 @@ def test_the_watchdog_never_fires_for_a_node_that_still_renews_its_lease() -> No
 
 def test_remediation_is_created_once_named_after_the_node_and_fences_on_success() -> None:
     created = step(None, observe(), REMEDIATION)
-    assert created.actions == (CreateRemediation(node="w1", template=TEMPLATE, name="w1"),)
+    assert created.actions == (CreateRemediation(node="w1", template=TEMPLATE, name="w1", owner=INCIDENT),)
     assert created.status.remediation_name == "w1"
-    working = step(created, observe(remediation=RemediationObservation(exists=True)), REMEDIATION, after=10)
+    working = step(created, observe(remediation=ours()), REMEDIATION, after=10)
     assert working.actions == ()
     assert working.phase is FailoverPhase.FENCING
-    succeeded = RemediationObservation(exists=True, succeeded=True, message="node rebooted")
+    succeeded = ours(succeeded=True, message="node rebooted")
     fenced = step(working, observe(remediation=succeeded), REMEDIATION, after=60)
     assert fenced.phase is FailoverPhase.FENCED
     assert fenced.status.confirmed_by == "SelfNodeRemediation w1 reported success: node rebooted"
@@ -169,14 +186,14 @@ def test_remediation_is_created_once_named_after_the_node_and_fences_on_success(
 def test_a_remediation_that_vanished_before_succeeding_is_created_again() -> None:
     created = step(None, observe(), REMEDIATION)
     again = step(created, observe(remediation=RemediationObservation(exists=False)), REMEDIATION, after=20)
-    assert again.actions == (CreateRemediation(node="w1", template=TEMPLATE, name="w1"),)
+    assert again.actions == (CreateRemediation(node="w1", template=TEMPLATE, name="w1", owner=INCIDENT),)
 
 
 def test_a_failed_remediation_fails_the_incident() -> None:
     created = step(None, observe(), REMEDIATION)
     failed = step(
         created,
-        observe(remediation=RemediationObservation(exists=True, failed=True, message="no BMC")),
+        observe(remediation=ours(failed=True, message="no BMC")),
         REMEDIATION,
         after=30,
     )
@@ -199,12 +216,14 @@ def test_a_node_that_recovers_before_fencing_aborts_and_removes_the_remediation(
     back = replace(make_node("w1"))
     aborted = step(
         created,
-        observe(back, node_healthy=True, remediation=RemediationObservation(exists=True)),
+        observe(back, node_healthy=True, remediation=ours()),
         REMEDIATION,
         after=90,
     )
     assert aborted.phase is FailoverPhase.ABORTED
-    assert aborted.actions == (DeleteRemediation(node="w1", name="w1", template=TEMPLATE),)
+    assert aborted.actions == (
+        DeleteRemediation(node="w1", name="w1", template=TEMPLATE, uid="uid-of-the-remediation"),
+    )
     assert aborted.events[0].reason == REASON_FAILOVER_ABORTED
     gone = step(
         aborted,
@@ -217,8 +236,8 @@ def test_a_node_that_recovers_before_fencing_aborts_and_removes_the_remediation(
 
 
 def test_recovery_removes_the_taint_only_after_the_nodes_pods_are_gone() -> None:
-    tainted = replace(DEAD, taints=(OUT_OF_SERVICE,), fence_confirmed="true")
-    confirming = step(step(None, observe(replace(DEAD, fence_confirmed="true")), MANUAL), observe(tainted), MANUAL)
+    tainted = replace(DEAD, taints=(OUT_OF_SERVICE,), fence_confirmed=CONFIRMED)
+    confirming = step(step(None, observe(replace(DEAD, fence_confirmed=CONFIRMED)), MANUAL), observe(tainted), MANUAL)
     assert confirming.phase is FailoverPhase.FENCED
     restarting = replace(confirming, phase=FailoverPhase.RESTARTING)
 
@@ -226,10 +245,10 @@ def test_recovery_removes_the_taint_only_after_the_nodes_pods_are_gone() -> None
     assert still_dead.actions == ()
     assert not still_dead.settled
 
-    back = replace(make_node("w1"), taints=(OUT_OF_SERVICE,), fence_confirmed="true")
+    back = replace(make_node("w1"), taints=(OUT_OF_SERVICE,), fence_confirmed=CONFIRMED)
     pods_left = step(restarting, observe(back, node_healthy=True, pods_remaining_on_node=2), MANUAL, after=300)
     assert RemoveOutOfServiceTaint("w1") not in pods_left.actions
-    assert pods_left.actions == (RemoveFenceConfirmation("w1"),)  # a stale confirmation would fence the next time
+    assert pods_left.actions == (RemoveFenceConfirmation("w1", CONFIRMED),)
     assert "waiting for the pods still bound to it" in (pods_left.status.message or "")
     assert pods_left.events[0].reason == REASON_NODE_RECOVERED
 
@@ -258,7 +277,7 @@ def test_a_terminal_incident_with_nothing_applied_is_settled(phase: FailoverPhas
 
 
 def test_stepping_twice_on_the_same_observation_repeats_no_events() -> None:
-    first = step(None, observe(replace(DEAD, fence_confirmed="true")), MANUAL)
-    second = step(first, observe(replace(DEAD, fence_confirmed="true")), MANUAL, after=1)
+    first = step(None, observe(replace(DEAD, fence_confirmed=CONFIRMED)), MANUAL)
+    second = step(first, observe(replace(DEAD, fence_confirmed=CONFIRMED)), MANUAL, after=1)
     assert second.events == ()
     assert second.actions == (ApplyOutOfServiceTaint("w1"),)  # re-issued until the taint lands

@@ -1,5 +1,7 @@
-"""Fencing never reaches Fenced without the confirmation its strategy demands, whatever the world
-does in between (confirmations, deletions, recoveries, a remediator's verdicts, failed API calls)."""
+"""Fencing never reaches Fenced without the confirmation its strategy demands, given for this
+incident, whatever the world does in between (confirmations, deletions, recoveries, a remediator's
+verdicts, failed API calls) and whatever an earlier incident or another tool left on the node (an
+out-of-service taint, a kvha.io/fence-confirmed annotation, a Succeeded remediation)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.strategies import NOW, OUT_OF_SERVICE, ago, make_node
-from core.test_fencing import MANUAL, REMEDIATION, UNFENCED, WATCHDOG
+from core.test_fencing import CONFIRMED, INCIDENT, MANUAL, REMEDIATION, UNFENCED, WATCHDOG
 from kvha.fencing import (
     ApplyOutOfServiceTaint,
     CreateRemediation,
@@ -38,7 +40,14 @@ HAPPENINGS = (
     "remediation-fails",
     "remediation-vanishes",
     "pods-drain",
+    "stale-annotation",
+    "foreign-remediation-succeeds",
 )
+LEFTOVERS = ("taint", "old-taint", "annotation-true", "annotation-false", "annotation-other", "remediation")
+"""What may be on the node before this incident starts: kvha's taint from an earlier incident (no
+timeAdded), someone's taint from before detection, stale annotations, a Succeeded remediation of
+node-healthcheck-operator or of an earlier incident."""
+FOREIGN_SUCCESS = RemediationObservation(exists=True, succeeded=True, uid="nhc-remediation", owner_uid=None)
 FENCED_PHASES = (FailoverPhase.FENCED, FailoverPhase.RESTARTING, FailoverPhase.COMPLETED)
 
 
@@ -48,46 +57,63 @@ class Node:
 
     exists: bool = True
     healthy: bool = False
-    annotated: bool = False
+    annotation: str | None = None
     tainted: bool = False
+    taint_added: datetime | None = None
     last_heard_from: datetime | None = None
     remediation: RemediationObservation = field(default_factory=lambda: RemediationObservation(exists=False))
     pods: int = 3
 
     def observe(self, now: datetime) -> FenceObservation:
         view = make_node("w1", ready="True" if self.healthy else "Unknown", ready_for=120)
-        view = replace(
-            view, fence_confirmed="true" if self.annotated else None, taints=(OUT_OF_SERVICE,) if self.tainted else ()
-        )
+        taint = replace(OUT_OF_SERVICE, time_added=self.taint_added)
+        view = replace(view, fence_confirmed=self.annotation, taints=(taint,) if self.tainted else ())
         return FenceObservation(
             node_name="w1",
             node=view if self.exists else None,
             node_healthy=self.healthy and self.exists,
             unhealthy_since=ago(60),
+            incident=INCIDENT,
             remediation=self.remediation,
             pods_remaining_on_node=self.pods,
             last_heard_from=self.last_heard_from,
         )
 
 
+def leave(node: Node, leftovers: set[str]) -> None:
+    if "taint" in leftovers:
+        node.tainted = True
+    if "old-taint" in leftovers:
+        node.tainted, node.taint_added = True, INCIDENT.detected_at - timedelta(days=3)
+    for value in ("true", "false", "other"):
+        if f"annotation-{value}" in leftovers:
+            node.annotation = "w1-production-20260226-101010" if value == "other" else value
+    if "remediation" in leftovers:
+        node.remediation = FOREIGN_SUCCESS
+
+
 def happen(node: Node, happening: str, now: datetime) -> None:
     match happening:
         case "annotate":
-            node.annotated = True
+            node.annotation = CONFIRMED
+        case "stale-annotation":
+            node.annotation = "true"
         case "admin-taints":
-            node.tainted = True
+            node.tainted, node.taint_added = True, now
         case "delete-node":
-            node.exists, node.tainted, node.annotated = False, False, False
+            node.exists, node.tainted, node.annotation = False, False, None
         case "recover":
             node.healthy = node.exists
         case "relapse":
             node.healthy = False
         case "still-talking":
             node.last_heard_from = now
-        case "remediation-succeeds" if node.remediation.exists:
-            node.remediation = RemediationObservation(exists=True, succeeded=True)
-        case "remediation-fails" if node.remediation.exists:
-            node.remediation = RemediationObservation(exists=True, failed=True, message="agent failed")
+        case "remediation-succeeds" if node.remediation.owner_uid == INCIDENT.uid:
+            node.remediation = replace(node.remediation, succeeded=True)
+        case "remediation-fails" if node.remediation.owner_uid == INCIDENT.uid:
+            node.remediation = replace(node.remediation, failed=True, message="agent failed")
+        case "foreign-remediation-succeeds" if not node.remediation.exists:
+            node.remediation = FOREIGN_SUCCESS
         case "remediation-vanishes":
             node.remediation = RemediationObservation(exists=False)
         case "pods-drain":
@@ -102,6 +128,7 @@ def watchdog_due(node: Node, fencing: FencingSpec, now: datetime) -> bool:
 @settings(max_examples=400, deadline=None)
 @given(
     fencing=st.sampled_from([MANUAL, WATCHDOG, REMEDIATION, UNFENCED]),
+    leftovers=st.sets(st.sampled_from(LEFTOVERS)),
     script=st.lists(
         st.tuples(st.integers(1, 150), st.sampled_from(HAPPENINGS), st.booleans()),
         min_size=1,
@@ -110,17 +137,21 @@ def watchdog_due(node: Node, fencing: FencingSpec, now: datetime) -> bool:
 )
 def test_fenced_only_with_the_confirmation_the_strategy_demands(
     fencing: FencingSpec,
+    leftovers: set[str],
     script: list[tuple[int, str, bool]],
 ) -> None:
     node = Node()
+    leave(node, leftovers)
     phase, status = FailoverPhase.DETECTED, None
     now = NOW
     human_confirmed = False  # an annotation, an administrator's taint, or a deleted Node object
     taint_authorised = False  # kvha issued the taint once its confirmation held (checked below)
+    admin_tainted = False  # someone applied the taint during this incident, with its timeAdded
     for elapsed, happening, api_call_works in script:
         now += timedelta(seconds=elapsed)
         happen(node, happening, now)
-        human_confirmed |= node.annotated or (node.tainted and happening == "admin-taints") or not node.exists
+        admin_tainted |= happening == "admin-taints"
+        human_confirmed |= node.annotation == CONFIRMED or admin_tainted or not node.exists
         observation = node.observe(now)
         result = step_fencing(phase=phase, status=status, observation=observation, fencing=fencing, now=now)
 
@@ -137,8 +168,18 @@ def test_fenced_only_with_the_confirmation_the_strategy_demands(
             if isinstance(action, RemoveOutOfServiceTaint):
                 assert observation.pods_remaining_on_node == 0
                 assert observation.node_healthy or result.phase is FailoverPhase.ABORTED
+                assert taint_authorised, "kvha removes only the taint it applied for this incident"
+            if isinstance(action, DeleteRemediation):
+                assert observation.remediation is not None
+                assert observation.remediation.owner_uid == INCIDENT.uid, "never delete what kvha did not create"
+                assert action.uid == observation.remediation.uid
+            if isinstance(action, RemoveFenceConfirmation):
+                assert action.value == CONFIRMED, "an annotation given for another incident is not kvha's to remove"
         if result.phase is FailoverPhase.FENCED and phase not in FENCED_PHASES:
-            assert _confirmation_present(fencing, node, observation, human_confirmed or taint_authorised, now)
+            fresh_taint = node.tainted and (taint_authorised or admin_tainted)
+            assert _confirmation_present(
+                fencing, node, observation, human_confirmed or taint_authorised, fresh_taint=fresh_taint, now=now
+            )
             assert result.status.confirmed_at == now
 
         if api_call_works:  # actuation carries the actions out, or fails and they are re-issued
@@ -149,16 +190,16 @@ def test_fenced_only_with_the_confirmation_the_strategy_demands(
 def carry_out(node: Node, actions: tuple[FenceAction, ...]) -> None:
     for action in actions:
         match action:
-            case ApplyOutOfServiceTaint():
-                node.tainted = node.exists
+            case ApplyOutOfServiceTaint() if not node.tainted:
+                node.tainted, node.taint_added = node.exists, None  # kvha's taint has no timeAdded
             case RemoveOutOfServiceTaint():
                 node.tainted = False
-            case CreateRemediation():
-                node.remediation = RemediationObservation(exists=True)
+            case CreateRemediation(owner=owner):
+                node.remediation = RemediationObservation(exists=True, uid="kvha-remediation", owner_uid=owner.uid)
             case DeleteRemediation():
                 node.remediation = RemediationObservation(exists=False)
-            case RemoveFenceConfirmation():
-                node.annotated = False
+            case RemoveFenceConfirmation(value=value) if node.annotation == value:
+                node.annotation = None
 
 
 def _confirmation_present(
@@ -166,19 +207,23 @@ def _confirmation_present(
     node: Node,
     observation: FenceObservation,
     confirmed_before: bool,
+    *,
+    fresh_taint: bool,
     now: datetime,
 ) -> bool:
     """Once the watchdog deadline passed the node counts as reset, so contact afterwards is the
-    rebooted node; a confirmation given earlier therefore still holds when the Node is deleted."""
+    rebooted node; a confirmation given earlier therefore still holds when the Node is deleted.
+    Only evidence of this incident counts: a fresh taint, this incident's own remediation."""
     match fencing.strategy:
         case FencingStrategy.NONE:
             return fencing.allow_unfenced_restart
         case FencingStrategy.REMEDIATION:
-            return observation.remediation is not None and observation.remediation.succeeded
+            remediation = observation.remediation
+            return remediation is not None and remediation.succeeded and remediation.owner_uid == INCIDENT.uid
         case _ if fencing.confirmation is FenceConfirmation.MANUAL:
-            return confirmed_before and (node.tainted or not node.exists)
+            return confirmed_before and (fresh_taint or not node.exists)
         case _:
-            return node.tainted or (not node.exists and (confirmed_before or watchdog_due(node, fencing, now)))
+            return fresh_taint or (not node.exists and (confirmed_before or watchdog_due(node, fencing, now)))
 
 
 def test_no_fencing_status_means_no_restart_clearance() -> None:

@@ -62,9 +62,9 @@ def _tick(kube: FakeKube, monkeypatch: pytest.MonkeyPatch) -> None:
         "detectedAt": format_micro_time(utcnow() - timedelta(seconds=60)),
         "reason": "Ready=Unknown for 60s",
     }
-    body = {"metadata": {"name": "nf-1", "resourceVersion": "41"}, "spec": spec, "status": {}}
+    body = {"metadata": {"name": "nf-1", "uid": "uid-nf-1", "resourceVersion": "41"}, "spec": spec, "status": {}}
     indices: dict[str, Any] = {
-        "node_index": _index(**{NODE: make_node(NODE, ready="Unknown", ready_for=600, fence_confirmed="true")}),
+        "node_index": _index(**{NODE: make_node(NODE, ready="Unknown", ready_for=600, fence_confirmed="nf-1")}),
         "lease_index": {},
         "namespace_index": {},
         "pods_by_node": {},

@@ -11,7 +11,7 @@ import pytest
 
 from kvha.actuation import execute
 from kvha.fencing import ApplyOutOfServiceTaint
-from kvha.k8s.api import Kube, set_node_annotation
+from kvha.k8s.api import Kube, remove_node_annotation_if
 from kvha.k8s.leader import LeaderElector, LeaseConfig
 from kvha.leadership import LeadershipLost, LeaderTerm, WriteGuard
 from kvha.planner import RestartVM
@@ -42,7 +42,7 @@ def _writes(kube: Kube) -> list[Any]:
         kube.create_nodefailover({"metadata": {"name": "nf-2"}}),
         kube.create_object(api_version="x.io/v1", plural="things", body={"metadata": {"name": "n"}}, namespace="ns"),
         kube.delete_object(api_version="x.io/v1", plural="things", name="n", namespace="ns"),
-        set_node_annotation(kube, "node-1", "kvha.io/fence-confirmed", None),
+        remove_node_annotation_if(kube, "node-1", "kvha.io/fence-confirmed", "nf-1"),
     ]
 
 
@@ -134,5 +134,5 @@ def test_lost_leadership_stops_the_actions_instead_of_being_reported_as_failed_o
         launcher_pods=("virt-launcher-db-1",),
     )
     with pytest.raises(LeadershipLost):
-        asyncio.run(execute(kube, [ApplyOutOfServiceTaint(node="node-1"), restart], failover="nf-1"))
+        asyncio.run(execute(kube, [ApplyOutOfServiceTaint(node="node-1"), restart]))
     assert [m for m, _, _ in core.calls if not m.startswith("read_")] == []
