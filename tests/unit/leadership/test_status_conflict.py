@@ -64,7 +64,11 @@ def _tick(kube: FakeKube, monkeypatch: pytest.MonkeyPatch) -> None:
     }
     body = {"metadata": {"name": "nf-1", "uid": "uid-nf-1", "resourceVersion": "41"}, "spec": spec, "status": {}}
     indices: dict[str, Any] = {
-        "node_index": _index(**{NODE: make_node(NODE, ready="Unknown", ready_for=600, fence_confirmed="nf-1")}),
+        # Two healthy hosts besides the dead one: one of three is below the storm guard's limit.
+        "node_index": _index(
+            **{NODE: make_node(NODE, ready="Unknown", ready_for=600, fence_confirmed="nf-1")},
+            **{name: make_node(name) for name in ("host-2", "host-3")},
+        ),
         "lease_index": {},
         "namespace_index": {},
         "pods_by_node": {},
