@@ -20,6 +20,7 @@ from kvha.constants import (
     GROUP,
     KUBEVIRT_GROUP,
     KUBEVIRT_VERSION,
+    NODE_LEASE_NAMESPACE,
     OUT_OF_SERVICE_TAINT_EFFECT,
     OUT_OF_SERVICE_TAINT_KEY,
     OUT_OF_SERVICE_TAINT_VALUE,
@@ -102,6 +103,27 @@ class Kube:
                 raise
             return True
         raise RuntimeError(f"could not update taints of node {node}: too many conflicts")
+
+    # --- fresh reads: what the cache may not show yet ------------------------------------------
+    @_threaded
+    def read_node(self, node: str) -> dict[str, Any] | None:
+        """The Node as the API has it now (None if deleted), to confirm a verdict from the cache."""
+        try:
+            return self._as_dict(self.core.read_node(node))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    @_threaded
+    def read_node_lease(self, node: str) -> dict[str, Any] | None:
+        """The node's Lease in kube-node-lease as the API has it now (None if there is none)."""
+        try:
+            return self._as_dict(self.coordination.read_namespaced_lease(node, NODE_LEASE_NAMESPACE))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     # --- the stuck instance -----------------------------------------------------------------------
     @_threaded

@@ -21,7 +21,7 @@ from kvha.constants import (
     REASON_STORM,
     REASON_VALID,
 )
-from kvha.detection import Health, StormState, Verdict, assess_node, storm_guard
+from kvha.detection import Health, Instant, NodeSightings, StormState, Verdict, assess_node, storm_guard
 from kvha.fencing import EventNote
 from kvha.models.base import Priority
 from kvha.models.conditions import condition_status, set_condition
@@ -31,6 +31,7 @@ from kvha.placement import node_capacities
 from kvha.protection import Protection, classify, selects
 
 RECHECK_SECONDS = 10.0
+CACHE_SYNC_RECHECK = 1.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,16 @@ class PolicySnapshot:
     launcher_pods: Mapping[str, Sequence[PodView]]
     failovers: Sequence[FailoverRecord]
     now: datetime
+    monotonic: float
+    """kvha's monotonic clock at `now`: what detection measures durations with."""
+    sightings: Mapping[str, NodeSightings]
+    """By node name: since when kvha has observed each signal's current value."""
+    caches_synced: bool
+    """Every watch detection judges from has delivered its initial list (see `kvha.detection.observed`)."""
+
+    @property
+    def instant(self) -> Instant:
+        return Instant(monotonic=self.monotonic, wall=self.now)
 
 
 @dataclass(frozen=True)
@@ -87,14 +98,26 @@ class PolicyStep:
 
 
 def healthy_nodes(
-    *, nodes: Sequence[NodeView], leases: Mapping[str, LeaseView], policy: HAPolicySpec, now: datetime
+    *,
+    nodes: Sequence[NodeView],
+    leases: Mapping[str, LeaseView],
+    sightings: Mapping[str, NodeSightings],
+    policy: HAPolicySpec,
+    now: Instant,
 ) -> list[NodeView]:
     """Watched nodes that detection calls Healthy: the only ones a VM may be restarted on."""
     return [
         n
         for n in nodes
         if policy.node_selector.matches(n.labels)
-        and assess_node(node=n, lease=leases.get(n.name), detection=policy.detection, now=now).health is Health.HEALTHY
+        and assess_node(
+            node=n,
+            lease=leases.get(n.name),
+            detection=policy.detection,
+            seen=sightings.get(n.name, NodeSightings()),
+            now=now,
+        ).health
+        is Health.HEALTHY
     ]
 
 
@@ -107,10 +130,19 @@ def failover_name(*, policy: str, node: str, detected_at: datetime) -> str:
 def evaluate_policy(snap: PolicySnapshot) -> PolicyStep:
     if snap.policy is None:
         return _invalid(snap)
+    if not snap.caches_synced:
+        # Half-filled caches would read as silent nodes: no verdict, no count, no status change.
+        return PolicyStep(status=snap.status, recheck_after=CACHE_SYNC_RECHECK)
     policy = snap.policy
     watched = [n for n in snap.nodes if policy.node_selector.matches(n.labels)]
     verdicts = {
-        n.name: assess_node(node=n, lease=snap.leases.get(n.name), detection=policy.detection, now=snap.now)
+        n.name: assess_node(
+            node=n,
+            lease=snap.leases.get(n.name),
+            detection=policy.detection,
+            seen=snap.sightings.get(n.name, NodeSightings()),
+            now=snap.instant,
+        )
         for n in watched
     }
     unhealthy = {name: v for name, v in verdicts.items() if v.health is Health.UNHEALTHY}
