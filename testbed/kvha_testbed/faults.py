@@ -14,6 +14,11 @@ reconnected kubelet and virt-handler would do.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
 from kvha_testbed.kube import PODS, Obj
 from kvha_testbed.kwok import Kwok
 from kvha_testbed.sim.context import Power
@@ -64,6 +69,35 @@ class Faults:
         self.kwok.set_managed(node, True)
         self.sim.node_changed(node)
         return killed
+
+    @contextlib.contextmanager
+    def skewed_clock(self, node: str, *, seconds: float, renew_every: float = 2.0) -> Iterator[None]:
+        """The node stays alive and connected, but its clock runs `seconds` off (negative: behind).
+
+        kwok stops writing the node's Lease, and a writer renews it every `renew_every` s with
+        renewTime stamped by the skewed clock, as that node's kubelet would. The controller-manager
+        keeps the node Ready (it times the Lease by when it saw it change), the simulator keeps
+        its guests running and its virt-handler heartbeat going.
+        """
+        path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node}"
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.is_set():
+                stamp = datetime.now(UTC) + timedelta(seconds=seconds)
+                with contextlib.suppress(Exception):  # a missed renewal is what a real node does too
+                    self.sim.client.patch(path, {"spec": {"renewTime": stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}})
+                stop.wait(renew_every)
+
+        self.kwok.set_managed(node, False)
+        writer = threading.Thread(target=renew, name=f"skewed-lease-{node}", daemon=True)
+        writer.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            writer.join(timeout=10)
+            self.kwok.set_managed(node, True)
 
     def _report_launchers_failed(self, node: str) -> None:
         """A rebooted kubelet finds its containers gone: the launcher pods end Failed."""

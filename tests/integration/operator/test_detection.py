@@ -1,0 +1,145 @@
+"""Detection judged on what kvha observed, on the real control plane (issue 9).
+
+A node is silent when kvha has not seen its Lease or heartbeats change for long enough, measured on
+kvha's own clock; never because the node's clock is off, and never because kvha's own view of the
+cluster is behind. Each scenario is a live node that an operator comparing timestamps, or trusting
+its cache, would fence.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kvha_testbed.apiproxy import DelayingProxy
+from kvha_testbed.kube import NODES, KubeError
+from kvha_testbed.kwok import node_ready
+from kvha_testbed.scenario import FAST_DETECTION, Scenario
+from kvha_testbed.waiting import holds_for, wait_for
+
+pytestmark = pytest.mark.integration
+Obj = dict[str, Any]
+OUT_OF_SERVICE = "node.kubernetes.io/out-of-service"
+SNR = "/apis/self-node-remediation.medik8s.io/v1alpha1"
+
+
+def _has_taint(scene: Scenario, node: str, key: str) -> bool:
+    taints = scene.kube.get(NODES.path(name=node))["spec"].get("taints") or []
+    return any(t["key"] == key for t in taints)
+
+
+def _ready(scene: Scenario, node: str) -> bool:
+    return node_ready(scene.kube.get(NODES.path(name=node)))
+
+
+def test_a_node_whose_clock_runs_four_minutes_behind_is_not_fenced_by_the_watchdog(scenario: Scenario) -> None:
+    """Given a live host whose clock runs 4 minutes behind (its Lease renewTime says "4 minutes
+    ago" at every renewal) and Watchdog confirmation, when kvha watches it, then it opens no
+    incident, applies no taint and restarts nothing: the Lease keeps changing, so the node is alive."""
+    scene = scenario
+    [host_a] = scene.nodes(1, memory="16Gi")
+    for name in ("db-1", "db-2"):
+        scene.vm(name, memory="2Gi")
+    for name in ("db-1", "db-2"):
+        scene.bed.wait_vm_status(scene.namespace, name, "Running")
+    scene.nodes(2, memory="16Gi")
+    old_uids = {name: scene.vmi_uid(name) for name in ("db-1", "db-2")}
+    scene.policy(fencing={"strategy": "OutOfServiceTaint", "confirmation": "Watchdog", "watchdogTimeout": "10s"})
+    op = scene.operator().start()
+    wait_for(op.ready, what="the operator's caches to sync (/readyz)", timeout=60, show=op.log_tail)
+
+    with scene.bed.faults.skewed_clock(host_a, seconds=-240):
+        holds_for(
+            lambda: (
+                not scene.failovers()
+                and not _has_taint(scene, host_a, OUT_OF_SERVICE)
+                and all(scene.vmi_uid(n) == u for n, u in old_uids.items())
+            ),
+            what="no incident, no taint and no restart for a live node with a skewed clock",
+            duration=40,
+        )
+        assert _ready(scene, host_a), "the controller-manager must still see the node alive"
+    lease = scene.kube.get(f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{host_a}")
+    assert lease["spec"]["renewTime"], lease
+    scene.bed.ledger.assert_no_split_brain()
+    for name in old_uids:
+        assert len(scene.bed.ledger.live_instances(f"{scene.namespace}/{name}")) == 1
+
+
+def test_lease_renewals_that_reach_kvha_late_create_no_remediation(scenario: Scenario, tmp_path: Path) -> None:
+    """Given the Remediation strategy and an operator whose watch delivers one live host's Lease
+    renewals 45 s late (its cache says the Lease is stale, the API says it is fresh), when kvha
+    evaluates the host, then it reads the Node and Lease from the API before acting, opens no
+    incident and creates no remediation."""
+    scene = scenario
+    [host_a] = scene.nodes(1, memory="16Gi")
+    scene.vm("svc-1", memory="2Gi")
+    scene.bed.wait_vm_status(scene.namespace, "svc-1", "Running")
+    scene.nodes(2, memory="16Gi")
+    old_uid = scene.vmi_uid("svc-1")
+    scene.kube.create(
+        f"{SNR}/namespaces/{scene.namespace}/selfnoderemediationtemplates",
+        {
+            "apiVersion": "self-node-remediation.medik8s.io/v1alpha1",
+            "kind": "SelfNodeRemediationTemplate",
+            "metadata": {"name": "automatic", "namespace": scene.namespace},
+            "spec": {"template": {"spec": {"remediationStrategy": "OutOfServiceTaint"}}},
+        },
+    )
+    scene.policy(
+        fencing={
+            "strategy": "Remediation",
+            "remediationTemplate": {
+                "apiVersion": "self-node-remediation.medik8s.io/v1alpha1",
+                "kind": "SelfNodeRemediationTemplate",
+                "name": "automatic",
+                "namespace": scene.namespace,
+            },
+        }
+    )
+    proxy = DelayingProxy(scene.kube.credentials).start()
+    try:
+        proxy.delay_watch_events(
+            lambda event: (
+                (event.get("object") or {}).get("kind") == "Lease"
+                and (event["object"].get("metadata") or {}).get("namespace") == "kube-node-lease"
+                and event["object"]["metadata"].get("name") == host_a
+            ),
+            seconds=45,
+        )
+        op = scene.operator(kubeconfig=proxy.kubeconfig(tmp_path / "via-proxy.kubeconfig")).start()
+        wait_for(op.ready, what="the operator's caches to sync (/readyz)", timeout=60, show=op.log_tail)
+
+        holds_for(
+            lambda: not scene.failovers() and scene.vmi_uid("svc-1") == old_uid,
+            what="no incident and no restart for a live node whose renewals reach kvha late",
+            duration=45,
+        )
+        assert proxy.delayed_events > 0, "the scenario needs the Lease renewals to have been held back"
+        remediations, _ = scene.kube.list(f"{SNR}/namespaces/{scene.namespace}/selfnoderemediations")
+        assert remediations == []
+        assert _ready(scene, host_a)
+        assert "not when read from the API" in op.log_tail(400), "kvha must have checked the API, not been lucky"
+    finally:
+        for op in scene.operators:
+            op.stop()
+        proxy.stop()
+    scene.bed.ledger.assert_no_split_brain()
+
+
+@pytest.mark.parametrize("value", ["30s", "2m59s"])
+def test_the_api_server_rejects_a_kubevirt_heartbeat_threshold_under_three_minutes(
+    scenario: Scenario, value: str
+) -> None:
+    """virt-handler beats every 60-132 s: a shorter threshold would fail live nodes."""
+    with pytest.raises(KubeError) as rejected:
+        scenario.policy(detection={**FAST_DETECTION, "kubevirtHeartbeatStaleAfter": value})
+    assert rejected.value.status == 422
+    assert "below 3m" in rejected.value.message
+
+
+def test_the_api_server_accepts_a_kubevirt_heartbeat_threshold_of_three_minutes(scenario: Scenario) -> None:
+    created = scenario.policy(detection={**FAST_DETECTION, "kubevirtHeartbeatStaleAfter": "3m"})
+    assert created["spec"]["detection"]["kubevirtHeartbeatStaleAfter"] == "3m"
