@@ -83,7 +83,9 @@ class Sightings:
     """
 
     def __init__(self) -> None:
-        self._seen: dict[tuple[str, str], tuple[Hashable, Sighting]] = {}
+        # node → signal kind → (value, first seen): by node first, so one node's sightings are a
+        # dictionary lookup even with thousands of nodes.
+        self._seen: dict[str, dict[str, tuple[Hashable, Sighting]]] = {}
         self._synced_at: Instant | None = None
         self._lock = threading.Lock()
 
@@ -115,35 +117,37 @@ class Sightings:
     def retain(self, nodes: Collection[str]) -> None:
         """Forget the nodes that are gone (their Node object was deleted)."""
         with self._lock:
-            for key in [k for k in self._seen if k[0] not in nodes]:
-                del self._seen[key]
+            for name in [n for n in self._seen if n not in nodes]:
+                del self._seen[name]
 
     def of(self, node: str) -> NodeSightings:
         with self._lock:
-            conditions = {
-                kind.removeprefix(_CONDITION): sighting
-                for (name, kind), (_, sighting) in self._seen.items()
-                if name == node and kind.startswith(_CONDITION)
-            }
-            return NodeSightings(
-                lease=self._get(node, _LEASE),
-                kubevirt_heartbeat=self._get(node, _KUBEVIRT_HEARTBEAT),
-                status_heartbeat=self._get(node, _STATUS_HEARTBEAT),
-                conditions={kind: self._after_sync(sighting) for kind, sighting in conditions.items()},
-            )
+            kinds = dict(self._seen.get(node, {}))
+
+        def current(kind: str) -> Sighting | None:
+            entry = kinds.get(kind)
+            if entry is None or entry[0] is None:
+                return None  # no such value (no annotation, no renewTime): nothing to time
+            return self._after_sync(entry[1])
+
+        return NodeSightings(
+            lease=current(_LEASE),
+            kubevirt_heartbeat=current(_KUBEVIRT_HEARTBEAT),
+            status_heartbeat=current(_STATUS_HEARTBEAT),
+            conditions={
+                kind.removeprefix(_CONDITION): self._after_sync(sighting)
+                for kind, (_, sighting) in kinds.items()
+                if kind.startswith(_CONDITION)
+            },
+        )
 
     def _see(self, node: str, kind: str, value: Hashable, now: Instant) -> None:
         # Any change counts, in either direction: a node clock stepped back by NTP still proves
         # the node is writing.
-        previous = self._seen.get((node, kind))
+        kinds = self._seen.setdefault(node, {})
+        previous = kinds.get(kind)
         if previous is None or previous[0] != value:
-            self._seen[(node, kind)] = (value, Sighting.of(now))
-
-    def _get(self, node: str, kind: str) -> Sighting | None:
-        entry = self._seen.get((node, kind))
-        if entry is None or entry[0] is None:
-            return None  # no such value (no annotation, no renewTime): nothing to time
-        return self._after_sync(entry[1])
+            kinds[kind] = (value, Sighting.of(now))
 
     def _after_sync(self, sighting: Sighting) -> Sighting:
         synced = self._synced_at

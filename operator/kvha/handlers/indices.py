@@ -99,6 +99,7 @@ def failovers_by_node(
             phase=str(status.get("phase", "Detected")),
             detected_at=parse_time(spec.get("detectedAt")),
             waiting=int(status.get("waiting") or 0),
+            finished=bool(status.get("finished", False)),
         )
     }
 

@@ -44,6 +44,8 @@ class FailoverRecord:
     phase: str
     detected_at: datetime | None
     waiting: int = 0
+    finished: bool = False
+    """Terminal and nothing of its fencing still held: the node recovered or its fencing was undone."""
 
     @property
     def active(self) -> bool:
@@ -198,16 +200,18 @@ def evaluate_policy(snap: PolicySnapshot) -> PolicyStep:
 def _incidents_to_open(
     policy: str, unhealthy: Mapping[str, Verdict], failovers: Sequence[FailoverRecord]
 ) -> tuple[NewIncident, ...]:
-    """An Unhealthy node gets an incident unless one is active for it, or the last one was opened
-    during this same spell of ill health (a completed failover of a node that stays dead must not
-    start again)."""
+    """An Unhealthy node gets an incident unless one is active for it, or the last one belongs to
+    this same spell of ill health (a completed failover of a node that stays dead must not start
+    again): it was opened after the spell began, or it still holds the node fenced, which only
+    the node's recovery undoes. The second test needs no clock, so it holds across an operator
+    restart, after which kvha counts the spell from its first sight of the node."""
     opened = []
     for node, verdict in sorted(unhealthy.items()):
         since = verdict.unhealthy_since
         if since is None:
             continue
         theirs = [f for f in failovers if f.node == node]
-        if any(f.active for f in theirs):
+        if any(f.active or not f.finished for f in theirs):
             continue
         if any(f.detected_at is not None and f.detected_at >= since for f in theirs):
             continue
