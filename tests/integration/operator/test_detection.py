@@ -79,26 +79,7 @@ def test_lease_renewals_that_reach_kvha_late_create_no_remediation(scenario: Sce
     scene.bed.wait_vm_status(scene.namespace, "svc-1", "Running")
     scene.nodes(2, memory="16Gi")
     old_uid = scene.vmi_uid("svc-1")
-    scene.kube.create(
-        f"{SNR}/namespaces/{scene.namespace}/selfnoderemediationtemplates",
-        {
-            "apiVersion": "self-node-remediation.medik8s.io/v1alpha1",
-            "kind": "SelfNodeRemediationTemplate",
-            "metadata": {"name": "automatic", "namespace": scene.namespace},
-            "spec": {"template": {"spec": {"remediationStrategy": "OutOfServiceTaint"}}},
-        },
-    )
-    scene.policy(
-        fencing={
-            "strategy": "Remediation",
-            "remediationTemplate": {
-                "apiVersion": "self-node-remediation.medik8s.io/v1alpha1",
-                "kind": "SelfNodeRemediationTemplate",
-                "name": "automatic",
-                "namespace": scene.namespace,
-            },
-        }
-    )
+    scene.policy(fencing=scene.remediation_fencing())
     proxy = DelayingProxy(scene.kube.credentials).start()
     try:
         proxy.delay_watch_events(
