@@ -163,7 +163,7 @@ class Scenario:
             probe,
             what=f"a NodeFailover of {self.policy_name} in phase {wanted or 'any'}",
             timeout=timeout,
-            show=self._diagnose,
+            show=self.diagnose,
         )
 
     def policy_status(self) -> Obj:
@@ -177,7 +177,8 @@ class Scenario:
         vmi = self.bed.vmi(self.namespace, name)
         return vmi["metadata"]["uid"] if vmi else None
 
-    def _diagnose(self) -> object:
+    def diagnose(self) -> object:
+        """The scenario's incidents and the tail of each operator's log, for failure messages."""
         return {
             "failovers": [f.get("status") for f in self.failovers()],
             "operator": [op.log_tail(25) for op in self.operators],
