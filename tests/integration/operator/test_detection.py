@@ -8,6 +8,7 @@ its cache, would fence.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -15,10 +16,13 @@ from typing import Any
 
 import pytest
 
+from kvha.k8s.api import Kube
 from kvha_testbed.apiproxy import DelayingProxy
+from kvha_testbed.fixtures import NodeFactory
 from kvha_testbed.kube import NODES, KubeError
 from kvha_testbed.kwok import node_ready
 from kvha_testbed.scenario import FAST_DETECTION, Scenario
+from kvha_testbed.testbed import Testbed
 from kvha_testbed.waiting import holds_for, wait_for
 
 pytestmark = pytest.mark.integration
@@ -139,3 +143,17 @@ def test_the_api_server_accepts_a_kubevirt_heartbeat_threshold_of_three_minutes_
 ) -> None:
     created = scenario.policy(detection={**FAST_DETECTION, "kubevirtHeartbeatStaleAfter": value})
     assert created["spec"]["detection"].get("kubevirtHeartbeatStaleAfter") == value
+
+
+def test_fresh_reads_return_the_node_and_its_lease_as_the_api_has_them(plane: Testbed, nodes: NodeFactory) -> None:
+    """What kvha re-reads before acting: the Node and its Lease, or None once they are gone."""
+    [node] = nodes(1)
+    kube = Kube(plane.kubernetes_client())
+    read_node = asyncio.run(kube.read_node(node))
+    read_lease = asyncio.run(kube.read_node_lease(node))
+    assert read_node is not None
+    assert read_node["metadata"]["name"] == node
+    assert read_lease is not None
+    assert read_lease["spec"]["renewTime"]
+    assert asyncio.run(kube.read_node("no-such-node")) is None
+    assert asyncio.run(kube.read_node_lease("no-such-node")) is None
