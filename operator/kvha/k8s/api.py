@@ -117,13 +117,18 @@ class Kube:
 
     @_threaded
     def read_node_lease(self, node: str) -> dict[str, Any] | None:
-        """The node's Lease in kube-node-lease as the API has it now (None if there is none)."""
-        try:
-            return self._as_dict(self.coordination.read_namespaced_lease(node, NODE_LEASE_NAMESPACE))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        """The node's Lease in kube-node-lease as the API has it now (None if there is none).
+
+        A list narrowed to the one name rather than a get: kvha may list Leases already (its
+        index), while the get right on Leases is granted for its leader Lease by name only, and a
+        cluster-wide get would undo that. Without a resourceVersion the list is a quorum read, as
+        fresh as a get.
+        """
+        found = self._as_dict(
+            self.coordination.list_namespaced_lease(NODE_LEASE_NAMESPACE, field_selector=f"metadata.name={node}")
+        )
+        items: list[dict[str, Any]] = found.get("items") or []
+        return items[0] if items else None
 
     # --- the stuck instance -----------------------------------------------------------------------
     @_threaded

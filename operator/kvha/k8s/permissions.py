@@ -83,16 +83,11 @@ PERMISSIONS: tuple[Permission, ...] = (
         "coordination.k8s.io",
         "leases",
         ("list", "watch"),
-        (f"{_INDICES}lease_index",),
-        "node heartbeats in kube-node-lease; kopf watches Leases cluster-wide and filters",
+        (f"{_INDICES}lease_index", f"{_API}read_node_lease"),
+        "node heartbeats in kube-node-lease; kopf watches Leases cluster-wide and filters; one "
+        "Lease listed by name to confirm a verdict before opening an incident or fencing",
     ),
-    Permission(
-        "coordination.k8s.io",
-        "leases",
-        ("get",),
-        (f"{_API}read_node_lease",),
-        "confirm a node's Lease with a fresh read before opening an incident or fencing",
-    ),
+
     Permission(
         "",
         "namespaces",
