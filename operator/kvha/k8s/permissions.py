@@ -87,7 +87,6 @@ PERMISSIONS: tuple[Permission, ...] = (
         "node heartbeats in kube-node-lease; kopf watches Leases cluster-wide and filters; one "
         "Lease listed by name to confirm a verdict before opening an incident or fencing",
     ),
-
     Permission(
         "",
         "namespaces",
