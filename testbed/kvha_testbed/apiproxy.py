@@ -50,7 +50,8 @@ _HOP = {
 
 
 class DelayingProxy:
-    """`start()`, point a client at `kubeconfig()`, `delay_watch_events(match, seconds)`."""
+    """`start()`, point a client at `kubeconfig()`, then `delay_watch_events(match, seconds)` or
+    `delay_requests(match, seconds)`."""
 
     def __init__(self, credentials: Credentials) -> None:
         self.upstream = credentials.server
@@ -60,6 +61,7 @@ class DelayingProxy:
         self._auth = {"Authorization": f"Bearer {credentials.token}"} if credentials.token else {}
         self._pool = urllib3.PoolManager(num_pools=2, maxsize=64, block=False, ssl_context=context)
         self._rules: list[tuple[EventMatch, float]] = []
+        self._request_rules: list[tuple[Callable[[str, str], bool], float]] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
@@ -84,6 +86,17 @@ class DelayingProxy:
     def delay_watch_events(self, match: EventMatch, seconds: float) -> None:
         with self._lock:
             self._rules.append((match, seconds))
+
+    def delay_requests(self, match: Callable[[str, str], bool], seconds: float) -> None:
+        """Hold back the requests `match(method, path)` selects, before forwarding them (a slow
+        initial list, for example)."""
+        with self._lock:
+            self._request_rules.append((match, seconds))
+
+    def request_delay(self, method: str, path: str) -> float:
+        with self._lock:
+            rules = list(self._request_rules)
+        return max((seconds for match, seconds in rules if match(method, path)), default=0.0)
 
     def delay_of(self, event: Obj) -> float:
         with self._lock:
@@ -149,6 +162,7 @@ def _handler_for(proxy: DelayingProxy) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+            time.sleep(proxy.request_delay(self.command, self.path))
             try:
                 upstream = proxy.forward(self.command, self.path, headers, body)
             except urllib3.exceptions.HTTPError as error:

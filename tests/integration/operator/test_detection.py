@@ -126,6 +126,43 @@ def test_lease_renewals_that_reach_kvha_late_create_no_remediation(scenario: Sce
     scene.bed.ledger.assert_no_split_brain()
 
 
+def test_the_operator_is_not_ready_and_judges_nothing_until_its_caches_are_synced(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    """Given an operator whose initial list of Leases takes 25 s to arrive, while a host it watches
+    is already dead, when it starts, then it reports not ready and opens no incident until the
+    list has arrived; then it is ready and handles the dead host."""
+    scene = scenario
+    [host_a] = scene.nodes(1, memory="16Gi")
+    scene.nodes(2, memory="16Gi")
+    scene.policy(fencing={"strategy": "OutOfServiceTaint", "confirmation": "Manual"})
+    scene.bed.faults.power_off(host_a)
+    wait_for(lambda: not _ready(scene, host_a), what="the controller-manager to see the host dead", timeout=60)
+    proxy = DelayingProxy(scene.kube.credentials).start()
+    try:
+        proxy.delay_requests(
+            lambda method, path: (
+                method == "GET"
+                and path.partition("?")[0] == "/apis/coordination.k8s.io/v1/leases"
+                and "watch=" not in path
+            ),
+            seconds=25,
+        )
+        op = scene.operator(kubeconfig=proxy.kubeconfig(tmp_path / "via-proxy.kubeconfig")).start()
+        _holds(
+            scene,
+            lambda: not op.ready() and not scene.failovers(),
+            what="not ready and no incident while the Lease list has not arrived",
+            duration=12,
+        )
+        wait_for(op.ready, what="the operator's caches to sync (/readyz)", timeout=60, show=op.log_tail)
+        scene.failover(phase="Fencing", timeout=60)
+    finally:
+        for op in scene.operators:
+            op.stop()
+        proxy.stop()
+
+
 @pytest.mark.parametrize("value", ["30s", "2m59s"])
 def test_the_api_server_rejects_a_kubevirt_heartbeat_threshold_under_three_minutes(
     scenario: Scenario, value: str
