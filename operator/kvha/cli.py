@@ -37,13 +37,17 @@ async def _first(*events: asyncio.Event) -> None:
 
 async def run_operator(settings: OperatorSettings) -> int:
     import kvha.handlers  # noqa: F401, PLC0415 - importing registers the kopf handlers
+    from kvha.handlers.freshness import caches_ready  # noqa: PLC0415 - as above
 
     api_client = load_config()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    runner = await start_http(host=settings.http_host, port=settings.http_port, healthy=lambda: True)
+    leading = asyncio.Event()
+    # A standby is ready to take over; the leader only once its caches are synced.
+    ready = lambda: not leading.is_set() or caches_ready()  # noqa: E731
+    runner = await start_http(host=settings.http_host, port=settings.http_port, healthy=lambda: True, ready=ready)
     elector: LeaderElector | None = None
     lost = asyncio.Event()
     guard = WriteGuard() if settings.leader_election else WriteGuard.unguarded()
@@ -68,6 +72,7 @@ async def run_operator(settings: OperatorSettings) -> int:
                 acquire.cancel()
                 return 0
         observe_leadership(leader=True)
+        leading.set()
         holder = asyncio.create_task(elector.hold(lost)) if elector else None
         quit_flag = asyncio.Event()
         operator = asyncio.create_task(

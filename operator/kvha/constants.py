@@ -30,6 +30,9 @@ FAILOVER_POLICY_LABEL: Final = "kvha.io/policy"
 FINALIZER: Final = "kvha.io/finalizer"
 KOPF_ANNOTATION_PREFIX: Final = "kopf.kvha.io"
 
+NODE_LEASE_NAMESPACE: Final = "kube-node-lease"
+"""Where each kubelet renews its node's Lease."""
+
 KUBEVIRT_HEARTBEAT_ANNOTATION: Final = "kubevirt.io/heartbeat"
 KUBEVIRT_SCHEDULABLE_LABEL: Final = "kubevirt.io/schedulable"
 KUBEVIRT_CREATED_BY_LABEL: Final = "kubevirt.io/created-by"

@@ -14,7 +14,12 @@ reconnected kubelet and virt-handler would do.
 
 from __future__ import annotations
 
-from kvha_testbed.kube import PODS, Obj
+import contextlib
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+from kvha_testbed.kube import PODS, STRATEGIC, Obj
 from kvha_testbed.kwok import Kwok
 from kvha_testbed.sim.context import Power
 from kvha_testbed.sim.informer import meta
@@ -64,6 +69,44 @@ class Faults:
         self.kwok.set_managed(node, True)
         self.sim.node_changed(node)
         return killed
+
+    @contextlib.contextmanager
+    def skewed_clock(self, node: str, *, seconds: float, renew_every: float = 2.0) -> Iterator[None]:
+        """The node stays alive and connected, but its clock runs `seconds` off (negative: behind).
+
+        kwok stops writing for the node, and a writer does what that node's kubelet would every
+        `renew_every` s, stamping with the skewed clock: renew the Lease and post the Ready
+        condition's heartbeat. The controller-manager keeps the node Ready (a changed status
+        heartbeat is a sign of life to it whatever its value; a Lease only counts when its
+        renewTime moves forward, so a clock set back at once would not), and the simulator keeps
+        its guests running and its virt-handler heartbeat going.
+        """
+        lease = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node}"
+        status = f"/api/v1/nodes/{node}/status"
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.is_set():
+                stamp = datetime.now(UTC) + timedelta(seconds=seconds)
+                heartbeat = {
+                    "type": "Ready",
+                    "status": "True",
+                    "lastHeartbeatTime": stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                }
+                with contextlib.suppress(Exception):  # a missed renewal is what a real node does too
+                    self.sim.client.patch(lease, {"spec": {"renewTime": stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}})
+                    self.sim.client.patch(status, {"status": {"conditions": [heartbeat]}}, content_type=STRATEGIC)
+                stop.wait(renew_every)
+
+        self.kwok.set_managed(node, False)
+        writer = threading.Thread(target=renew, name=f"skewed-clock-{node}", daemon=True)
+        writer.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            writer.join(timeout=10)
+            self.kwok.set_managed(node, True)
 
     def _report_launchers_failed(self, node: str) -> None:
         """A rebooted kubelet finds its containers gone: the launcher pods end Failed."""

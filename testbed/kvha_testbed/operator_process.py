@@ -12,6 +12,7 @@ import re
 import signal
 import sys
 import tempfile
+import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
@@ -82,6 +83,14 @@ class OperatorProcess:
             self.proc.check_alive()
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as resp:
             return bool(resp.status == 200)
+
+    def ready(self) -> bool:
+        """What the kubelet's readiness probe would see (/readyz answers 503 when not ready)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as resp:
+                return bool(resp.status == 200)
+        except urllib.error.HTTPError:
+            return False
 
     def metrics_text(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as resp:

@@ -104,6 +104,30 @@ class Scenario:
         }
         return self.kube.create(HAPOLICIES, body)
 
+    def remediation_fencing(self, template: str = "automatic") -> Obj:
+        """A SelfNodeRemediationTemplate in the scenario's namespace (the simulated fence agent
+        powers the node off and applies the out-of-service taint), and the policy's `fencing`
+        that creates remediations from it."""
+        api_version = "self-node-remediation.medik8s.io/v1alpha1"
+        self.kube.create_or_get(
+            f"/apis/{api_version}/namespaces/{self.namespace}/selfnoderemediationtemplates",
+            {
+                "apiVersion": api_version,
+                "kind": "SelfNodeRemediationTemplate",
+                "metadata": {"name": template, "namespace": self.namespace},
+                "spec": {"template": {"spec": {"remediationStrategy": "OutOfServiceTaint"}}},
+            },
+        )
+        return {
+            "strategy": "Remediation",
+            "remediationTemplate": {
+                "apiVersion": api_version,
+                "kind": "SelfNodeRemediationTemplate",
+                "name": template,
+                "namespace": self.namespace,
+            },
+        }
+
     def vm(self, name: str, *, priority: str | None = None, **kwargs: Any) -> None:
         annotations = dict(kwargs.pop("annotations", {}))
         if priority:
@@ -140,7 +164,7 @@ class Scenario:
             probe,
             what=f"a NodeFailover of {self.policy_name} in phase {wanted or 'any'}",
             timeout=timeout,
-            show=self._diagnose,
+            show=self.diagnose,
         )
 
     def policy_status(self) -> Obj:
@@ -172,7 +196,8 @@ class Scenario:
         vmi = self.bed.vmi(self.namespace, name)
         return vmi["metadata"]["uid"] if vmi else None
 
-    def _diagnose(self) -> object:
+    def diagnose(self) -> object:
+        """The scenario's incidents and the tail of each operator's log, for failure messages."""
         return {
             "failovers": [f.get("status") for f in self.failovers()],
             "operator": [op.log_tail(25) for op in self.operators],

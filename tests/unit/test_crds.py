@@ -86,6 +86,15 @@ def test_cel_rules_carry_readable_messages() -> None:
     assert any("remediationTemplate" in m for m in messages)
 
 
+def test_the_crd_rejects_a_kubevirt_heartbeat_threshold_under_three_minutes() -> None:
+    detection = crdgen.crd(crdgen.HAPOLICY)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
+        "properties"
+    ]["detection"]
+    [rule] = detection["x-kubernetes-validations"]
+    assert "duration(self.kubevirtHeartbeatStaleAfter) >= duration('3m')" in rule["rule"]
+    assert "below 3m" in rule["message"]
+
+
 def test_printer_columns_read_well() -> None:
     columns = {c["name"] for c in crdgen.crd(crdgen.NODEFAILOVER)["spec"]["versions"][0]["additionalPrinterColumns"]}
     assert {"Node", "Phase", "Restored", "Total", "Waiting", "Age"} <= columns

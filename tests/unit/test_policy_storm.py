@@ -47,6 +47,9 @@ def _after_storm(now: datetime) -> HAPolicyStatus:
         launcher_pods={},
         failovers=[],
         now=now,
+        monotonic=(now - ENDED).total_seconds(),
+        sightings={},
+        caches_synced=True,
     )
     return evaluate_policy(snap).status
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from kvha.constants import COND_STORM_GUARD
 from kvha.detection.node_health import assess_node
+from kvha.detection.observed import Instant, NodeSightings
 from kvha.detection.verdict import Health
 from kvha.models.base import resolve_int_or_percent
 from kvha.models.conditions import condition_status
@@ -113,9 +114,10 @@ def storm_from_nodes(
     *,
     nodes: Sequence[NodeView],
     leases: Mapping[str, LeaseView],
+    sightings: Mapping[str, NodeSightings],
     policy: HAPolicySpec,
     previous: StormState,
-    now: datetime,
+    now: Instant,
 ) -> StormState:
     """The storm guard from counts taken now, for a step about to fence or restart: the policy's
     published status may be a tick old, and a rack that fails node by node would otherwise lose its
@@ -125,8 +127,15 @@ def storm_from_nodes(
     unhealthy = sum(
         1
         for n in watched
-        if assess_node(node=n, lease=leases.get(n.name), detection=policy.detection, now=now).health is Health.UNHEALTHY
+        if assess_node(
+            node=n,
+            lease=leases.get(n.name),
+            detection=policy.detection,
+            seen=sightings.get(n.name, NodeSightings()),
+            now=now,
+        ).health
+        is Health.UNHEALTHY
     )
     return storm_guard(
-        unhealthy_nodes=unhealthy, watched_nodes=len(watched), spec=policy.storm_guard, previous=previous, now=now
+        unhealthy_nodes=unhealthy, watched_nodes=len(watched), spec=policy.storm_guard, previous=previous, now=now.wall
     )

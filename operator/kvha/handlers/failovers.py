@@ -9,6 +9,7 @@ then the actions, Events and metrics.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import kopf
@@ -19,14 +20,14 @@ from kvha.constants import GROUP, VERSION
 from kvha.detection import recorded_storm
 from kvha.fencing import RemediationObservation
 from kvha.handlers import events
+from kvha.handlers.freshness import SIGHTINGS, clock, read_fresh
 from kvha.handlers.snapshot import Indices, by_key, first, grouped, parse_policy, values, vm_keyed
 from kvha.k8s.api import Kube, plural_of
 from kvha.models.hapolicy import FencingStrategy, HAPolicySpec, HAPolicyStatus
 from kvha.models.nodefailover import NodeFailoverSpec, NodeFailoverStatus
-from kvha.models.timeutil import utcnow
 from kvha.placement import node_capacities
 from kvha.protection import selects, unfenced_safe
-from kvha.reconcile import IncidentSnapshot, advance_incident, healthy_nodes
+from kvha.reconcile import IncidentSnapshot, IncidentStep, advance_incident, fences, fresh_read_agrees, healthy_nodes
 from kvha.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ async def drive_failover(
 ) -> None:
     kube: Kube = memo.kube
     ix = Indices.of(kwargs)
-    now = utcnow()
+    now = clock()
     failover_spec = NodeFailoverSpec.model_validate(dict(spec))
     current = NodeFailoverStatus.model_validate(dict(status)) if status else NodeFailoverStatus()
     # kopf's body is live: pin the version this step is computed from before anything awaits.
@@ -68,29 +69,38 @@ async def drive_failover(
         if policy is not None and selects(policy, vm, namespaces.get(vm.namespace, {}))
     }
     claims = by_key(ix.claims)
-    healthy = healthy_nodes(nodes=nodes, leases=leases, policy=policy, now=now) if policy else []
-    step = advance_incident(
-        IncidentSnapshot(
-            name=name,
-            uid=str(body["metadata"]["uid"]),
-            spec=failover_spec,
-            status=current,
-            policy=policy,
-            node=first(ix.nodes, node_name),
-            lease=leases.get(node_name),
-            all_nodes=nodes,
-            leases=leases,
-            recorded_storm=recorded_storm(policy_status),
-            remediation=await _remediation(kube, policy, current, node_name),
-            pods_on_node=list(ix.pods_by_node.get(node_name, [])),
-            vms=vms,
-            vmis=vm_keyed(by_key(ix.vmis)),
-            launcher_pods=grouped(ix.launchers),
-            nodes=node_capacities(nodes=healthy, pods=pods, exclude={node_name}),
-            unfenced_safe={key for key, vm in vms.items() if unfenced_safe(vm, claims)},
-            now=now,
-        )
+    sightings = {n.name: SIGHTINGS.of(n.name) for n in nodes}
+    healthy = healthy_nodes(nodes=nodes, leases=leases, sightings=sightings, policy=policy, now=now) if policy else []
+    snapshot = IncidentSnapshot(
+        name=name,
+        uid=str(body["metadata"]["uid"]),
+        spec=failover_spec,
+        status=current,
+        policy=policy,
+        node=first(ix.nodes, node_name),
+        lease=leases.get(node_name),
+        all_nodes=nodes,
+        leases=leases,
+        recorded_storm=recorded_storm(policy_status),
+        remediation=await _remediation(kube, policy, current, node_name),
+        pods_on_node=list(ix.pods_by_node.get(node_name, [])),
+        vms=vms,
+        vmis=vm_keyed(by_key(ix.vmis)),
+        launcher_pods=grouped(ix.launchers),
+        nodes=node_capacities(nodes=healthy, pods=pods, exclude={node_name}),
+        unfenced_safe={key for key, vm in vms.items() if unfenced_safe(vm, claims)},
+        now=now.wall,
+        monotonic=now.monotonic,
+        seen=SIGHTINGS.of(node_name),
+        sightings=sightings,
+        caches_synced=SIGHTINGS.synced,
     )
+    step = advance_incident(snapshot)
+    if fences(step) and policy is not None:
+        confirmed = await _again_from_a_fresh_read(kube, snapshot, policy)
+        if confirmed is None:
+            return  # nothing written, nothing done: the next tick decides again
+        step = confirmed
     new_status = step.status.model_copy(update={"finished": step.finished}).to_api()
     if new_status != observed and not await kube.patch_status(
         "nodefailovers", name, new_status, resource_version=computed_from
@@ -101,6 +111,32 @@ async def drive_failover(
         kopf.warn(body, reason="ActionFailed", message=f"{failure.action}: {failure.error}")
     events.post(step.events, on=body, vms=vms)
     _observe(step, policy_name=failover_spec.policy_name, policy=policy, detected=failover_spec.detected_at)
+
+
+async def _again_from_a_fresh_read(kube: Kube, snap: IncidentSnapshot, policy: HAPolicySpec) -> IncidentStep | None:
+    """The step again, from the Node and Lease read from the API instead of the cache; None when
+    that read no longer shows the node Unhealthy, so that nothing fences a node that looks dead
+    only because kvha's watch is behind."""
+    fresh = await read_fresh(kube, snap.spec.node_name)
+    step = advance_incident(
+        replace(
+            snap,
+            node=fresh.node,
+            lease=fresh.lease,
+            seen=fresh.seen,
+            now=fresh.now.wall,
+            monotonic=fresh.now.monotonic,
+        )
+    )
+    verdict = fresh.verdict(policy.detection)
+    if fences(step) and not fresh_read_agrees(verdict=verdict, to_fence=True):
+        log.info(
+            "not fencing node %s yet: read from the API it is %s",
+            snap.spec.node_name,
+            verdict.summary if verdict else "deleted",
+        )
+        return None
+    return step
 
 
 async def _remediation(

@@ -11,7 +11,8 @@ from typing import Any
 
 import kopf
 
-from kvha.constants import FAILOVER_NODE_LABEL, GROUP, KUBEVIRT_GROUP, VERSION
+from kvha.constants import FAILOVER_NODE_LABEL, GROUP, KUBEVIRT_GROUP, NODE_LEASE_NAMESPACE, VERSION
+from kvha.handlers.freshness import SIGHTINGS, clock
 from kvha.models.timeutil import parse_time
 from kvha.models.views import ClaimView, LeaseView, NodeView, PodView, VMIView, VMView
 from kvha.reconcile.policy import FailoverRecord
@@ -19,14 +20,20 @@ from kvha.reconcile.policy import FailoverRecord
 VMKey = tuple[str, str]
 
 
+# The node and lease indices also record when kvha saw each value change: detection times the
+# node's silence from those sightings, never from the timestamps the node wrote.
 @kopf.index("", "v1", "nodes")
 def node_index(name: str, body: kopf.Body, **_: Any) -> dict[str, NodeView]:
-    return {name: NodeView.from_api(body)}
+    view = NodeView.from_api(body)
+    SIGHTINGS.observe_node(view, now=clock())
+    return {name: view}
 
 
-@kopf.index("coordination.k8s.io", "v1", "leases", when=lambda namespace, **_: namespace == "kube-node-lease")
+@kopf.index("coordination.k8s.io", "v1", "leases", when=lambda namespace, **_: namespace == NODE_LEASE_NAMESPACE)
 def lease_index(name: str, body: kopf.Body, **_: Any) -> dict[str, LeaseView]:
-    return {name: LeaseView.from_api(body)}
+    view = LeaseView.from_api(body)
+    SIGHTINGS.observe_lease(view, now=clock())
+    return {name: view}
 
 
 @kopf.index("", "v1", "namespaces")
@@ -92,6 +99,7 @@ def failovers_by_node(
             phase=str(status.get("phase", "Detected")),
             detected_at=parse_time(spec.get("detectedAt")),
             waiting=int(status.get("waiting") or 0),
+            finished=bool(status.get("finished", False)),
         )
     }
 

@@ -19,11 +19,12 @@ from kvha.constants import (
 )
 from kvha.fencing import EventNote
 from kvha.handlers import events
+from kvha.handlers.freshness import SIGHTINGS, clock, read_fresh
 from kvha.handlers.snapshot import Indices, by_key, grouped, parse_policy, values, vm_keyed
 from kvha.k8s.api import Kube
-from kvha.models.hapolicy import HAPolicyStatus
-from kvha.models.timeutil import format_micro_time, utcnow
-from kvha.reconcile import NewIncident, PolicySnapshot, evaluate_policy
+from kvha.models.hapolicy import DetectionSpec, HAPolicyStatus
+from kvha.models.timeutil import format_micro_time
+from kvha.reconcile import NewIncident, PolicySnapshot, evaluate_policy, fresh_read_agrees
 from kvha.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,9 @@ async def reconcile_policy(
     current = HAPolicyStatus.model_validate(dict(status)) if status else HAPolicyStatus()
     # kopf's body is live: pin the version this step is computed from before anything awaits.
     computed_from, observed = meta["resourceVersion"], dict(status)
+    nodes = list(values(ix.nodes))
+    SIGHTINGS.retain({n.name for n in nodes})
+    now = clock()
     step = evaluate_policy(
         PolicySnapshot(
             name=name,
@@ -55,7 +59,7 @@ async def reconcile_policy(
             policy=policy,
             invalid_message=problem,
             status=current,
-            nodes=list(values(ix.nodes)),
+            nodes=nodes,
             leases=by_key(ix.leases),
             vms=list(values(ix.vms)),
             namespace_labels=namespace_labels,
@@ -63,11 +67,15 @@ async def reconcile_policy(
             pods=list(values(ix.pods_by_node)),
             launcher_pods=grouped(ix.launchers),
             failovers=list(values(ix.failovers)),
-            now=utcnow(),
+            now=now.wall,
+            monotonic=now.monotonic,
+            sightings={n.name: SIGHTINGS.of(n.name) for n in nodes},
+            caches_synced=SIGHTINGS.synced,
         )
     )
     for incident in step.open_incidents:
-        await _open(kube, policy_name=name, incident=incident)
+        if policy is not None:
+            await _open(kube, policy_name=name, incident=incident, detection=policy.detection)
     new_status = step.status.to_api()
     if new_status != observed and not await kube.patch_status(
         "hapolicies", name, new_status, resource_version=computed_from
@@ -87,7 +95,17 @@ async def reconcile_policy(
         )
 
 
-async def _open(kube: Kube, *, policy_name: str, incident: NewIncident) -> None:
+async def _open(kube: Kube, *, policy_name: str, incident: NewIncident, detection: DetectionSpec) -> None:
+    fresh = await read_fresh(kube, incident.node)
+    verdict = fresh.verdict(detection)
+    if not fresh_read_agrees(verdict=verdict, to_fence=False):
+        log.info(
+            "node %s looked unhealthy in the cache (%s) but not when read from the API (%s): no incident",
+            incident.node,
+            incident.reason,
+            verdict.summary if verdict else "deleted",
+        )
+        return
     body = {
         "apiVersion": API_VERSION,
         "kind": "NodeFailover",

@@ -24,6 +24,7 @@ from kvha.constants import (
     GROUP,
     KUBEVIRT_GROUP,
     KUBEVIRT_VERSION,
+    NODE_LEASE_NAMESPACE,
     OUT_OF_SERVICE_TAINT_EFFECT,
     OUT_OF_SERVICE_TAINT_KEY,
     OUT_OF_SERVICE_TAINT_VALUE,
@@ -113,6 +114,32 @@ class Kube:
                 raise
             return True
         raise RuntimeError(f"could not update taints of node {node}: too many conflicts")
+
+    # --- fresh reads: what the cache may not show yet ------------------------------------------
+    @_threaded
+    def read_node(self, node: str) -> dict[str, Any] | None:
+        """The Node as the API has it now (None if deleted), to confirm a verdict from the cache."""
+        try:
+            return self._as_dict(self.core.read_node(node))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    @_threaded
+    def read_node_lease(self, node: str) -> dict[str, Any] | None:
+        """The node's Lease in kube-node-lease as the API has it now (None if there is none).
+
+        A list narrowed to the one name rather than a get: kvha may list Leases already (its
+        index), while the get right on Leases is granted for its leader Lease by name only, and a
+        cluster-wide get would undo that. Without a resourceVersion the list is a quorum read, as
+        fresh as a get.
+        """
+        found = self._as_dict(
+            self.coordination.list_namespaced_lease(NODE_LEASE_NAMESPACE, field_selector=f"metadata.name={node}")
+        )
+        items: list[dict[str, Any]] = found.get("items") or []
+        return items[0] if items else None
 
     # --- the stuck instance -----------------------------------------------------------------------
     @_threaded

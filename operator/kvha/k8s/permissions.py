@@ -62,15 +62,16 @@ PERMISSIONS: tuple[Permission, ...] = (
         "",
         "nodes",
         ("list", "watch"),
-        (f"{_INDICES}node_index",),
+        (f"{_INDICES}node_index", "kvha.handlers.freshness:caches_synced"),
         "detect failed nodes from their conditions, taints and annotations",
     ),
     Permission(
         "",
         "nodes",
         ("get",),
-        (f"{_API}set_out_of_service_taint",),
-        "read the taints before changing them (read-modify-write with resourceVersion)",
+        (f"{_API}set_out_of_service_taint", f"{_API}read_node"),
+        "read the taints before changing them (read-modify-write with resourceVersion); confirm a "
+        "verdict from the cache with a fresh read before opening an incident or fencing",
     ),
     Permission(
         "",
@@ -83,8 +84,9 @@ PERMISSIONS: tuple[Permission, ...] = (
         "coordination.k8s.io",
         "leases",
         ("list", "watch"),
-        (f"{_INDICES}lease_index",),
-        "node heartbeats in kube-node-lease; kopf watches Leases cluster-wide and filters",
+        (f"{_INDICES}lease_index", f"{_API}read_node_lease"),
+        "node heartbeats in kube-node-lease; kopf watches Leases cluster-wide and filters; one "
+        "Lease listed by name to confirm a verdict before opening an incident or fencing",
     ),
     Permission(
         "",

@@ -34,9 +34,29 @@ def _default_unhealthy_conditions() -> list[UnhealthyCondition]:
     ]
 
 
+KUBEVIRT_HEARTBEAT_MINIMUM_SECONDS = 180.0
+KUBEVIRT_HEARTBEAT_MINIMUM_MESSAGE = (
+    "detection.kubevirtHeartbeatStaleAfter below 3m would fail live nodes: virt-handler updates the "
+    "heartbeat only every 60-132s (KubeVirt itself waits 5m)"
+)
+
+
 class DetectionSpec(ApiModel):
     """When a node counts as dead. Any one signal is enough; `healthyDelay` guards against
     flapping: a node must stay healthy this long before its incident closes."""
+
+    # The same rule as the validator below, in CEL, so `kubectl apply` rejects it up front.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.kubevirtHeartbeatStaleAfter) || "
+                    "duration(self.kubevirtHeartbeatStaleAfter) >= duration('3m')",
+                    "message": KUBEVIRT_HEARTBEAT_MINIMUM_MESSAGE,
+                }
+            ]
+        }
+    )
 
     unhealthy_conditions: list[UnhealthyCondition] = Field(
         default_factory=_default_unhealthy_conditions,
@@ -49,12 +69,22 @@ class DetectionSpec(ApiModel):
     )
     kubevirt_heartbeat_stale_after: Duration | None = Field(
         default=None,
-        description="Failure when virt-handler's kubevirt.io/heartbeat annotation is older than this.",
+        description=(
+            "Failure when virt-handler's kubevirt.io/heartbeat annotation has not changed for this long "
+            "(at least 3m: virt-handler updates it every 60-132s)."
+        ),
     )
     healthy_delay: Duration = Field(
         default="60s",
         description="How long a node must stay healthy before its incident closes (anti-flapping).",
     )
+
+    @model_validator(mode="after")
+    def _heartbeat_minimum(self) -> DetectionSpec:
+        stale_after = self.kubevirt_heartbeat_stale_after
+        if stale_after is not None and seconds(stale_after) < KUBEVIRT_HEARTBEAT_MINIMUM_SECONDS:
+            raise ValueError(KUBEVIRT_HEARTBEAT_MINIMUM_MESSAGE)
+        return self
 
 
 FENCING_NONE_MESSAGE = (

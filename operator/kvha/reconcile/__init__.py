@@ -5,7 +5,7 @@ return the new status plus the actions to take; they never touch the API, so a w
 be replayed in a unit test with a fake clock.
 """
 
-from kvha.reconcile.incident import IncidentSnapshot, IncidentStep, advance_incident
+from kvha.reconcile.incident import IncidentSnapshot, IncidentStep, advance_incident, fences, fresh_read_agrees
 from kvha.reconcile.policy import (
     FailoverRecord,
     NewIncident,
@@ -26,5 +26,7 @@ __all__ = [
     "advance_incident",
     "evaluate_policy",
     "failover_name",
+    "fences",
+    "fresh_read_agrees",
     "healthy_nodes",
 ]

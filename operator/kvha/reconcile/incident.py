@@ -12,8 +12,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from kvha.constants import COND_COMPLETED, COND_FENCED, REASON_FAILOVER_COMPLETED, REASON_STORM
-from kvha.detection import StormState, incident_can_close, last_heard_from, storm_from_nodes
+from kvha.detection import (
+    Health,
+    Instant,
+    NodeSightings,
+    StormState,
+    Verdict,
+    incident_can_close,
+    last_heard_from,
+    storm_from_nodes,
+)
 from kvha.fencing import (
+    ApplyOutOfServiceTaint,
+    CreateRemediation,
     EventNote,
     FenceAction,
     FenceObservation,
@@ -37,6 +48,7 @@ from kvha.models.views import LeaseView, NodeView, PodView, VMIView, VMView
 from kvha.planner import FailoverSnapshot, NodeCapacity, RestartVM, initial_entries, plan_failover
 
 STORM_RECHECK = 5.0
+CACHE_SYNC_RECHECK = 1.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,18 @@ class IncidentSnapshot:
     """Healthy nodes the VMs may move to, with what is free on them."""
     unfenced_safe: Collection[str]
     now: datetime
+    monotonic: float
+    """kvha's monotonic clock at `now`: what detection measures durations with."""
+    seen: NodeSightings
+    """Since when kvha has observed each of the node's signals with its current value."""
+    sightings: Mapping[str, NodeSightings]
+    """The same for every node, for the storm guard's fresh counts."""
+    caches_synced: bool
+    """Every watch detection judges from has delivered its initial list (see `kvha.detection.observed`)."""
+
+    @property
+    def instant(self) -> Instant:
+        return Instant(monotonic=self.monotonic, wall=self.now)
 
 
 @dataclass(frozen=True)
@@ -87,12 +111,20 @@ class IncidentStep:
 
 def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
     status = snap.status
+    if not snap.caches_synced:
+        # A node missing from a half-filled cache looks deleted, its Lease absent: no step at all.
+        return IncidentStep(status=status, recheck_after=CACHE_SYNC_RECHECK)
     # Counted afresh only while the step may still fence or restart: a finished-but-undoing
     # incident (say, waiting for pods to leave a recovered node) would pay for every node each tick.
     may_act = not status.phase.terminal or any(e.state is VMState.WAITING_FOR_CAPACITY for e in status.vms)
     storm = (
         storm_from_nodes(
-            nodes=snap.all_nodes, leases=snap.leases, policy=snap.policy, previous=snap.recorded_storm, now=snap.now
+            nodes=snap.all_nodes,
+            leases=snap.leases,
+            sightings=snap.sightings,
+            policy=snap.policy,
+            previous=snap.recorded_storm,
+            now=snap.instant,
         )
         if snap.policy is not None and may_act
         else snap.recorded_storm
@@ -101,7 +133,9 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
     detection = snap.policy.detection if snap.policy else None
     verdict_healthy = False
     if snap.node is not None and detection is not None:
-        verdict_healthy, _ = incident_can_close(node=snap.node, lease=snap.lease, detection=detection, now=snap.now)
+        verdict_healthy, _ = incident_can_close(
+            node=snap.node, lease=snap.lease, detection=detection, seen=snap.seen, now=snap.instant
+        )
     observation = FenceObservation(
         node_name=snap.spec.node_name,
         node=snap.node,
@@ -110,7 +144,7 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
         incident=IncidentRef(name=snap.name, uid=snap.uid, detected_at=snap.spec.detected_at),
         remediation=snap.remediation,
         pods_remaining_on_node=sum(1 for p in snap.pods_on_node if not p.terminal),
-        last_heard_from=last_heard_from(node=snap.node, lease=snap.lease),
+        last_heard_from=last_heard_from(node=snap.node, lease=snap.lease, seen=snap.seen),
     )
     entries = list(status.vms)
     if status.started_at is None and snap.policy is not None:
@@ -203,6 +237,27 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
         finished=phase.terminal and fence.settled and not new_status.waiting,
         outcome=outcome,
     )
+
+
+def fences(step: IncidentStep) -> bool:
+    """Whether the step would fence the node: apply the out-of-service taint (on a confirmation,
+    by hand or by the watchdog deadline) or create a remediation. Such a step is taken only after a
+    fresh read of the Node and its Lease agrees (`fresh_read_agrees`)."""
+    return any(isinstance(a, ApplyOutOfServiceTaint | CreateRemediation) for a in step.fence_actions)
+
+
+def fresh_read_agrees(*, verdict: Verdict | None, to_fence: bool) -> bool:
+    """Whether the Node and Lease just read from the API (not the cache) still show the node
+    Unhealthy. A cache can lag behind the API by as long as the operator lags behind its watches;
+    a node that looks dead only in the cache must get no incident and no fencing.
+
+    `verdict` is None when the Node no longer exists: no reason to open an incident (a deleted
+    node is no longer watched), while an incident's fencing rests on the deletion as the fencing
+    state machine decides (`to_fence`).
+    """
+    if verdict is None:
+        return to_fence
+    return verdict.health is Health.UNHEALTHY
 
 
 def _plans(phase: FailoverPhase, fencing: FencingStatus, entries: Sequence[FailoverVM]) -> bool:

@@ -21,7 +21,16 @@ from kvha.constants import (
     REASON_STORM,
     REASON_VALID,
 )
-from kvha.detection import Health, StormState, Verdict, assess_node, recorded_storm, storm_guard
+from kvha.detection import (
+    Health,
+    Instant,
+    NodeSightings,
+    StormState,
+    Verdict,
+    assess_node,
+    recorded_storm,
+    storm_guard,
+)
 from kvha.fencing import EventNote
 from kvha.models.base import Priority
 from kvha.models.conditions import condition_status, set_condition
@@ -31,6 +40,7 @@ from kvha.placement import node_capacities
 from kvha.protection import Protection, classify, selects
 
 RECHECK_SECONDS = 10.0
+CACHE_SYNC_RECHECK = 1.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,8 @@ class FailoverRecord:
     phase: str
     detected_at: datetime | None
     waiting: int = 0
+    finished: bool = False
+    """Terminal and nothing of its fencing still held: the node recovered or its fencing was undone."""
 
     @property
     def active(self) -> bool:
@@ -73,6 +85,16 @@ class PolicySnapshot:
     launcher_pods: Mapping[str, Sequence[PodView]]
     failovers: Sequence[FailoverRecord]
     now: datetime
+    monotonic: float
+    """kvha's monotonic clock at `now`: what detection measures durations with."""
+    sightings: Mapping[str, NodeSightings]
+    """By node name: since when kvha has observed each signal's current value."""
+    caches_synced: bool
+    """Every watch detection judges from has delivered its initial list (see `kvha.detection.observed`)."""
+
+    @property
+    def instant(self) -> Instant:
+        return Instant(monotonic=self.monotonic, wall=self.now)
 
 
 @dataclass(frozen=True)
@@ -87,14 +109,26 @@ class PolicyStep:
 
 
 def healthy_nodes(
-    *, nodes: Sequence[NodeView], leases: Mapping[str, LeaseView], policy: HAPolicySpec, now: datetime
+    *,
+    nodes: Sequence[NodeView],
+    leases: Mapping[str, LeaseView],
+    sightings: Mapping[str, NodeSightings],
+    policy: HAPolicySpec,
+    now: Instant,
 ) -> list[NodeView]:
     """Watched nodes that detection calls Healthy: the only ones a VM may be restarted on."""
     return [
         n
         for n in nodes
         if policy.node_selector.matches(n.labels)
-        and assess_node(node=n, lease=leases.get(n.name), detection=policy.detection, now=now).health is Health.HEALTHY
+        and assess_node(
+            node=n,
+            lease=leases.get(n.name),
+            detection=policy.detection,
+            seen=sightings.get(n.name, NodeSightings()),
+            now=now,
+        ).health
+        is Health.HEALTHY
     ]
 
 
@@ -107,10 +141,19 @@ def failover_name(*, policy: str, node: str, detected_at: datetime) -> str:
 def evaluate_policy(snap: PolicySnapshot) -> PolicyStep:
     if snap.policy is None:
         return _invalid(snap)
+    if not snap.caches_synced:
+        # Half-filled caches would read as silent nodes: no verdict, no count, no status change.
+        return PolicyStep(status=snap.status, recheck_after=CACHE_SYNC_RECHECK)
     policy = snap.policy
     watched = [n for n in snap.nodes if policy.node_selector.matches(n.labels)]
     verdicts = {
-        n.name: assess_node(node=n, lease=snap.leases.get(n.name), detection=policy.detection, now=snap.now)
+        n.name: assess_node(
+            node=n,
+            lease=snap.leases.get(n.name),
+            detection=policy.detection,
+            seen=snap.sightings.get(n.name, NodeSightings()),
+            now=snap.instant,
+        )
         for n in watched
     }
     unhealthy = {name: v for name, v in verdicts.items() if v.health is Health.UNHEALTHY}
@@ -159,16 +202,18 @@ def evaluate_policy(snap: PolicySnapshot) -> PolicyStep:
 def _incidents_to_open(
     policy: str, unhealthy: Mapping[str, Verdict], failovers: Sequence[FailoverRecord]
 ) -> tuple[NewIncident, ...]:
-    """An Unhealthy node gets an incident unless one is active for it, or the last one was opened
-    during this same spell of ill health (a completed failover of a node that stays dead must not
-    start again)."""
+    """An Unhealthy node gets an incident unless one is active for it, or the last one belongs to
+    this same spell of ill health (a completed failover of a node that stays dead must not start
+    again): it was opened after the spell began, or it still holds the node fenced, which only
+    the node's recovery undoes. The second test needs no clock, so it holds across an operator
+    restart, after which kvha counts the spell from its first sight of the node."""
     opened = []
     for node, verdict in sorted(unhealthy.items()):
         since = verdict.unhealthy_since
         if since is None:
             continue
         theirs = [f for f in failovers if f.node == node]
-        if any(f.active for f in theirs):
+        if any(f.active or not f.finished for f in theirs):
             continue
         if any(f.detected_at is not None and f.detected_at >= since for f in theirs):
             continue

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import strategies as st
 
 from kvha.constants import KUBEVIRT_SCHEDULABLE_LABEL, OUT_OF_SERVICE_TAINT_KEY, OUT_OF_SERVICE_TAINT_VALUE
+from kvha.detection import Instant, NodeSightings, Sighting
 from kvha.models.hapolicy import RestartSpec, TierOrdering
 from kvha.models.views import (
     LeaseView,
@@ -37,8 +38,35 @@ OUT_OF_SERVICE = Taint(OUT_OF_SERVICE_TAINT_KEY, "NoExecute", OUT_OF_SERVICE_TAI
 PRIORITIES = ("Lowest", "Low", "Medium", "High", "Highest")
 
 
+MONOTONIC_NOW = 50_000.0
+"""kvha's monotonic clock at NOW (an arbitrary origin, as time.monotonic() has)."""
+CLOCK = Instant(monotonic=MONOTONIC_NOW, wall=NOW)
+
+
 def ago(seconds: float) -> datetime:
     return NOW - timedelta(seconds=seconds)
+
+
+def seen_ago(seconds: float) -> Sighting:
+    """A value kvha first saw `seconds` before NOW."""
+    return Sighting(at=MONOTONIC_NOW - seconds, wall=ago(seconds))
+
+
+def sightings(
+    *,
+    lease_ago: float | None = 3,
+    ready_for: float = 3600,
+    heartbeat_ago: float | None = 5,
+    kubevirt_ago: float | None = None,
+    conditions: dict[str, float] | None = None,
+) -> NodeSightings:
+    """What kvha observed of a node: since when each signal has held its current value."""
+    return NodeSightings(
+        lease=seen_ago(lease_ago) if lease_ago is not None else None,
+        kubevirt_heartbeat=seen_ago(kubevirt_ago) if kubevirt_ago is not None else None,
+        status_heartbeat=seen_ago(heartbeat_ago) if heartbeat_ago is not None else None,
+        conditions={"Ready": seen_ago(ready_for), **{k: seen_ago(v) for k, v in (conditions or {}).items()}},
+    )
 
 
 def make_node(

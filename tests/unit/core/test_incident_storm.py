@@ -15,7 +15,7 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.strategies import NOW, ago, make_lease, make_node
+from core.strategies import MONOTONIC_NOW, NOW, ago, make_lease, make_node, sightings
 from core.test_fencing import INCIDENT
 from kvha.detection import StormState
 from kvha.fencing import ApplyOutOfServiceTaint
@@ -44,6 +44,11 @@ def incident_step(
     failed = replace(nodes[0], fence_confirmed=INCIDENT.name)
     nodes[0] = failed
     leases = {n.name: make_lease(n.name, renewed_ago=130 if n.name in quiet else 3) for n in nodes}
+    # What kvha observed: the quiet hosts' Lease and heartbeat unchanged for 130 s, Ready=Unknown for 90 s.
+    seen = {
+        n.name: sightings(lease_ago=130, ready_for=90, heartbeat_ago=130) if n.name in quiet else sightings()
+        for n in nodes
+    }
     return advance_incident(
         IncidentSnapshot(
             name=INCIDENT.name,
@@ -66,6 +71,10 @@ def incident_step(
             nodes=[],
             unfenced_safe=(),
             now=NOW,
+            monotonic=MONOTONIC_NOW,
+            seen=seen["w1"],
+            sightings=seen,
+            caches_synced=True,
         )
     )
 

@@ -7,6 +7,7 @@ previous write not yet seen through the watch) overwrote `taintApplied`, and the
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -15,7 +16,9 @@ import pytest
 from core.strategies import make_node
 from kubernetes.client.exceptions import ApiException
 
+from kvha.detection import Instant, Sightings
 from kvha.handlers import failovers
+from kvha.handlers.freshness import FreshRead, clock
 from kvha.k8s.api import Kube
 from kvha.models.timeutil import format_micro_time, utcnow
 
@@ -52,9 +55,31 @@ def _index(**entries: Any) -> dict[Any, list[Any]]:
     return {key: [value] for key, value in entries.items()}
 
 
+def _observed(nodes: dict[str, Any], *, dead_for: float) -> Sightings:
+    """kvha's own sightings: caches synced and every node seen as it is now `dead_for` s ago."""
+    long_ago = Instant(monotonic=time.monotonic() - dead_for, wall=utcnow() - timedelta(seconds=dead_for))
+    seen = Sightings()
+    seen.mark_synced(long_ago)
+    for node in nodes.values():
+        seen.observe_node(node, now=long_ago)
+    return seen
+
+
 def _tick(kube: FakeKube, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(failovers.events, "post", lambda *_, **__: None)
     monkeypatch.setattr(failovers.kopf, "warn", lambda *_, **__: None)
+    nodes = {
+        NODE: make_node(NODE, ready="Unknown", ready_for=600, fence_confirmed="nf-1"),
+        # Two healthy hosts besides the dead one: one of three is below the storm guard's limit.
+        **{name: make_node(name) for name in ("host-2", "host-3")},
+    }
+    seen = _observed(nodes, dead_for=600)
+    monkeypatch.setattr(failovers, "SIGHTINGS", seen)
+
+    async def read_fresh(_kube: Any, name: str) -> FreshRead:  # the API agrees with the cache
+        return FreshRead(node=nodes[name], lease=None, seen=seen.of(name), now=clock())
+
+    monkeypatch.setattr(failovers, "read_fresh", read_fresh)
     policy = {"fencing": {"strategy": "OutOfServiceTaint", "confirmation": "Manual"}}
     spec = {
         "nodeName": NODE,
@@ -64,11 +89,7 @@ def _tick(kube: FakeKube, monkeypatch: pytest.MonkeyPatch) -> None:
     }
     body = {"metadata": {"name": "nf-1", "uid": "uid-nf-1", "resourceVersion": "41"}, "spec": spec, "status": {}}
     indices: dict[str, Any] = {
-        # Two healthy hosts besides the dead one: one of three is below the storm guard's limit.
-        "node_index": _index(
-            **{NODE: make_node(NODE, ready="Unknown", ready_for=600, fence_confirmed="nf-1")},
-            **{name: make_node(name) for name in ("host-2", "host-3")},
-        ),
+        "node_index": _index(**nodes),
         "lease_index": {},
         "namespace_index": {},
         "pods_by_node": {},
