@@ -61,12 +61,17 @@ def _refused(call: Callable[[], Any]) -> str:
 
 def _with_taint(core: Any, node: str, effect: str) -> Callable[[], Any]:
     def patch() -> Any:
-        current = core.read_node(node)
-        taints = [t.to_dict() for t in current.spec.taints or []]
-        taints.append({"key": OUT_OF_SERVICE_TAINT_KEY, "value": "nodeshutdown", "effect": effect})
-        return core.patch_node(
-            node, {"metadata": {"resourceVersion": current.metadata.resource_version}, "spec": {"taints": taints}}
-        )
+        for _ in range(10):  # kwok and the node lifecycle controller update the node meanwhile
+            current = core.read_node(node)
+            taints = [t.to_dict() for t in current.spec.taints or []]
+            taints.append({"key": OUT_OF_SERVICE_TAINT_KEY, "value": "nodeshutdown", "effect": effect})
+            version = current.metadata.resource_version
+            try:
+                return core.patch_node(node, {"metadata": {"resourceVersion": version}, "spec": {"taints": taints}})
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+        raise AssertionError(f"node {node} kept changing")
 
     return patch
 
