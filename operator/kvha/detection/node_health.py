@@ -25,6 +25,7 @@ Ready=True has held for `healthyDelay`, so a flapping node keeps one incident op
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -32,7 +33,7 @@ from kvha.constants import COND_READY
 from kvha.detection.observed import Instant, NodeSightings, Sighting
 from kvha.detection.verdict import Health, Verdict
 from kvha.models.durations import format_seconds, seconds
-from kvha.models.hapolicy import DetectionSpec
+from kvha.models.hapolicy import DetectionSpec, HAPolicySpec
 from kvha.models.views import LeaseView, NodeView
 
 # A lease or heartbeat counts as "late" (Suspect) once half its staleness threshold has passed:
@@ -173,3 +174,26 @@ def last_heard_from(*, node: NodeView | None, lease: LeaseView | None, seen: Nod
         sightings += [seen.status_heartbeat, seen.kubevirt_heartbeat]
     known = [s.wall for s in sightings if s is not None]
     return max(known) if known else None
+
+
+def assess_watched(
+    *,
+    nodes: Sequence[NodeView],
+    leases: Mapping[str, LeaseView],
+    sightings: Mapping[str, NodeSightings],
+    policy: HAPolicySpec,
+    now: Instant,
+) -> dict[str, Verdict]:
+    """The verdict on every node the policy watches, by name: what the storm guard counts, what
+    opens incidents and which nodes may take restarted VMs."""
+    return {
+        n.name: assess_node(
+            node=n,
+            lease=leases.get(n.name),
+            detection=policy.detection,
+            seen=sightings.get(n.name, NodeSightings()),
+            now=now,
+        )
+        for n in nodes
+        if policy.node_selector.matches(n.labels)
+    }

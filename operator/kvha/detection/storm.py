@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from kvha.constants import COND_STORM_GUARD
-from kvha.detection.node_health import assess_node
+from kvha.detection.node_health import assess_watched
 from kvha.detection.observed import Instant, NodeSightings
 from kvha.detection.verdict import Health
 from kvha.models.base import resolve_int_or_percent
@@ -123,19 +123,8 @@ def storm_from_nodes(
     published status may be a tick old, and a rack that fails node by node would otherwise lose its
     first node to fencing before the storm is on record. A storm recorded as active stays in
     force (it ends, and its cooldown starts, only when the policy records the end)."""
-    watched = [n for n in nodes if policy.node_selector.matches(n.labels)]
-    unhealthy = sum(
-        1
-        for n in watched
-        if assess_node(
-            node=n,
-            lease=leases.get(n.name),
-            detection=policy.detection,
-            seen=sightings.get(n.name, NodeSightings()),
-            now=now,
-        ).health
-        is Health.UNHEALTHY
-    )
+    verdicts = assess_watched(nodes=nodes, leases=leases, sightings=sightings, policy=policy, now=now)
+    unhealthy = sum(1 for v in verdicts.values() if v.health is Health.UNHEALTHY)
     return storm_guard(
-        unhealthy_nodes=unhealthy, watched_nodes=len(watched), spec=policy.storm_guard, previous=previous, now=now.wall
+        unhealthy_nodes=unhealthy, watched_nodes=len(verdicts), spec=policy.storm_guard, previous=previous, now=now.wall
     )

@@ -27,7 +27,7 @@ from kvha.detection import (
     NodeSightings,
     StormState,
     Verdict,
-    assess_node,
+    assess_watched,
     recorded_storm,
     storm_guard,
 )
@@ -117,19 +117,8 @@ def healthy_nodes(
     now: Instant,
 ) -> list[NodeView]:
     """Watched nodes that detection calls Healthy: the only ones a VM may be restarted on."""
-    return [
-        n
-        for n in nodes
-        if policy.node_selector.matches(n.labels)
-        and assess_node(
-            node=n,
-            lease=leases.get(n.name),
-            detection=policy.detection,
-            seen=sightings.get(n.name, NodeSightings()),
-            now=now,
-        ).health
-        is Health.HEALTHY
-    ]
+    verdicts = assess_watched(nodes=nodes, leases=leases, sightings=sightings, policy=policy, now=now)
+    return [n for n in nodes if n.name in verdicts and verdicts[n.name].health is Health.HEALTHY]
 
 
 def failover_name(*, policy: str, node: str, detected_at: datetime) -> str:
@@ -145,17 +134,10 @@ def evaluate_policy(snap: PolicySnapshot) -> PolicyStep:
         # Half-filled caches would read as silent nodes: no verdict, no count, no status change.
         return PolicyStep(status=snap.status, recheck_after=CACHE_SYNC_RECHECK)
     policy = snap.policy
-    watched = [n for n in snap.nodes if policy.node_selector.matches(n.labels)]
-    verdicts = {
-        n.name: assess_node(
-            node=n,
-            lease=snap.leases.get(n.name),
-            detection=policy.detection,
-            seen=snap.sightings.get(n.name, NodeSightings()),
-            now=snap.instant,
-        )
-        for n in watched
-    }
+    verdicts = assess_watched(
+        nodes=snap.nodes, leases=snap.leases, sightings=snap.sightings, policy=policy, now=snap.instant
+    )
+    watched = [n for n in snap.nodes if n.name in verdicts]
     unhealthy = {name: v for name, v in verdicts.items() if v.health is Health.UNHEALTHY}
     storm = storm_guard(
         unhealthy_nodes=len(unhealthy),
