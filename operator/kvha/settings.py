@@ -26,8 +26,10 @@ class OperatorSettings:
     # 0 means a quarter of the lease: a write the leader starts before its deadline (one timeout
     # before the lease could expire) has ended, one way or the other, before a standby may act.
     api_timeout_setting: float = field(default_factory=lambda: _env_float("KVHA_API_TIMEOUT", 0.0))
+    # kopf's requests, its initial lists included (see handlers/startup.py).
+    list_timeout: float = field(default_factory=lambda: _env_float("KVHA_LIST_TIMEOUT", 60.0))
 
     @property
     def api_timeout(self) -> float:
-        """Seconds any one API request may take, ours and kopf's alike."""
+        """Seconds any one of kvha's own API requests may take (kopf's connects too)."""
         return self.api_timeout_setting or self.lease_seconds / 4

@@ -427,7 +427,7 @@ def _fenced(ctx: _Context) -> FencingStep:
     if obs.node is not None and not obs.node_healthy:
         return FencingStep(ctx.phase, ctx.status, settled=not _holds_anything(ctx))
     subject = f"node {ctx.node} recovered" if obs.node is not None else f"node {ctx.node} was deleted"
-    return _cleanup(ctx, reason=REASON_NODE_RECOVERED, subject=subject)
+    return _cleanup(ctx, reason=REASON_NODE_RECOVERED, subject=subject, recovered=True)
 
 
 def _aborted(ctx: _Context) -> str:
@@ -444,13 +444,21 @@ def _holds_anything(ctx: _Context) -> bool:
     )
 
 
-def _cleanup(ctx: _Context, *, reason: str, subject: str, phase: FailoverPhase | None = None) -> FencingStep:
-    """Undo what fencing applied. Safe to repeat; settled once nothing of ours is left."""
+def _cleanup(
+    ctx: _Context, *, reason: str, subject: str, phase: FailoverPhase | None = None, recovered: bool = False
+) -> FencingStep:
+    """Undo what fencing applied. Safe to repeat; settled once nothing of ours is left.
+
+    `recovered`: the fenced node is back (or gone), so this incident's spell of ill health is over;
+    recorded once, it lets a new failure of the node open a new incident while this one still
+    waits to undo its fencing."""
     obs, status = ctx.observation, ctx.status
     node = obs.node
     actions: list[FenceAction] = []
     pending: list[str] = []
     updates: dict[str, Any] = {}
+    if recovered and status.recovered_at is None:
+        updates["recovered_at"] = ctx.now
     if obs.remediation is not None and obs.remediation.created_for(ctx.incident):
         name = status.remediation_name or ctx.node
         template = ctx.fencing.remediation_template

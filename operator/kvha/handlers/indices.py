@@ -100,6 +100,7 @@ def failovers_by_node(
             detected_at=parse_time(spec.get("detectedAt")),
             waiting=int(status.get("waiting") or 0),
             finished=bool(status.get("finished", False)),
+            recovered=bool((status.get("fencing") or {}).get("recoveredAt")),
         )
     }
 

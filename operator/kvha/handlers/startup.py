@@ -23,9 +23,12 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.batching.batch_window = 0.1  # react to a burst of node/pod changes quickly
-    # kopf's own patches and Events end within the same timeout as ours, so that the leader's
-    # write deadline (one timeout before its lease could expire) also bounds them.
-    timeout = memo.settings.api_timeout if "settings" in memo else OperatorSettings().api_timeout
-    settings.networking.request_timeout = timeout
-    settings.networking.connect_timeout = timeout
+    # kopf's request timeout bounds its initial lists as well as its own writes, and a list of
+    # every pod of a large cluster can take far longer than kvha's per-call timeout (a quarter of
+    # the lease): with that, the caches never synced while the API server was slow. kopf's writes
+    # (finalizers and annotations on kvha's own objects, Events) never fence or restart anything,
+    # and losing leadership cancels kopf and ends the process, so they need no tighter bound.
+    own = memo.settings if "settings" in memo else OperatorSettings()
+    settings.networking.request_timeout = own.list_timeout
+    settings.networking.connect_timeout = own.api_timeout
     settings.execution.max_workers = 8

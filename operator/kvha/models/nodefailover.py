@@ -69,6 +69,11 @@ class FencingStatus(ApiModel):
     taint_applied: bool = False
     taint_removed: bool = False
     remediation_name: str | None = None
+    recovered_at: datetime | None = Field(
+        default=None,
+        description="When kvha first saw the fenced node healthy again: the end of this incident's spell "
+        "of ill health. A later failure of the node is a new incident, even while this one still undoes its fencing.",
+    )
     message: str | None = None
 
 

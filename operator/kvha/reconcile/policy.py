@@ -55,6 +55,8 @@ class FailoverRecord:
     waiting: int = 0
     finished: bool = False
     """Terminal and nothing of its fencing still held: the node recovered or its fencing was undone."""
+    recovered: bool = False
+    """The incident saw its node healthy again (its fencing may still be being undone)."""
 
     @property
     def active(self) -> bool:
@@ -186,16 +188,18 @@ def _incidents_to_open(
 ) -> tuple[NewIncident, ...]:
     """An Unhealthy node gets an incident unless one is active for it, or the last one belongs to
     this same spell of ill health (a completed failover of a node that stays dead must not start
-    again): it was opened after the spell began, or it still holds the node fenced, which only
-    the node's recovery undoes. The second test needs no clock, so it holds across an operator
-    restart, after which kvha counts the spell from its first sight of the node."""
+    again): it was opened after the spell began, or it still holds the node fenced and has not
+    seen the node recover. The second test needs no clock, so it holds across an operator
+    restart, after which kvha counts the spell from its first sight of the node. A node that
+    recovered and failed again is a new spell, even while the old incident still waits to undo
+    its fencing (for example for a pod that keeps running on the node)."""
     opened = []
     for node, verdict in sorted(unhealthy.items()):
         since = verdict.unhealthy_since
         if since is None:
             continue
         theirs = [f for f in failovers if f.node == node]
-        if any(f.active or not f.finished for f in theirs):
+        if any(f.active or not (f.finished or f.recovered) for f in theirs):
             continue
         if any(f.detected_at is not None and f.detected_at >= since for f in theirs):
             continue

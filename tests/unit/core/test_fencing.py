@@ -244,6 +244,7 @@ def test_recovery_removes_the_taint_only_after_the_nodes_pods_are_gone() -> None
     still_dead = step(restarting, observe(tainted), MANUAL, after=60)
     assert still_dead.actions == ()
     assert not still_dead.settled
+    assert still_dead.status.recovered_at is None
 
     back = replace(make_node("w1"), taints=(OUT_OF_SERVICE,), fence_confirmed=CONFIRMED)
     pods_left = step(restarting, observe(back, node_healthy=True, pods_remaining_on_node=2), MANUAL, after=300)
@@ -251,12 +252,15 @@ def test_recovery_removes_the_taint_only_after_the_nodes_pods_are_gone() -> None
     assert pods_left.actions == (RemoveFenceConfirmation("w1", CONFIRMED),)
     assert "waiting for the pods still bound to it" in (pods_left.status.message or "")
     assert pods_left.events[0].reason == REASON_NODE_RECOVERED
+    recovered_at = pods_left.status.recovered_at
+    assert recovered_at is not None, "the end of the spell is recorded the first time the node is back"
 
     empty = step(pods_left, observe(back, node_healthy=True, pods_remaining_on_node=0), MANUAL, after=310)
     assert RemoveOutOfServiceTaint("w1") in empty.actions
     assert empty.phase is FailoverPhase.RESTARTING  # the planner owns the phase from here
 
     clean = step(empty, observe(make_node("w1"), node_healthy=True), MANUAL, after=320)
+    assert clean.status.recovered_at == recovered_at, "recorded once"
     assert clean.status.taint_removed
     assert clean.settled
     assert clean.actions == ()

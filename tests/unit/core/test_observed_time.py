@@ -80,15 +80,24 @@ def test_no_verdict_before_the_caches_are_synced() -> None:
     assert after.status.unhealthy_nodes == 1
 
 
-@pytest.mark.parametrize(("finished", "reopened"), [(False, False), (True, True)])
+@pytest.mark.parametrize(
+    ("finished", "recovered", "reopened"), [(False, False, False), (True, True, True), (False, True, True)]
+)
 def test_after_a_restart_a_node_still_fenced_by_its_completed_incident_gets_no_new_one(
-    finished: bool, reopened: bool
+    finished: bool, recovered: bool, reopened: bool
 ) -> None:
     """After a restart kvha counts the dead node's silence from its first sight, so the spell seems
     to start after the completed incident was opened. The incident still holding the node fenced
-    (not finished) says it is the same spell; once fencing was undone, a new failure is new."""
+    (not finished) and not having seen it recover says it is the same spell; once the node
+    recovered (even if a pod on it still keeps the old taint from being removed), a new failure is new."""
     completed = FailoverRecord(
-        name="w1-p-old", node="w1", policy="p", phase="Completed", detected_at=ago(3600), finished=finished
+        name="w1-p-old",
+        node="w1",
+        policy="p",
+        phase="Completed",
+        detected_at=ago(3600),
+        finished=finished,
+        recovered=recovered,
     )
     snap = replace(policy_snapshot(synced=True, nodes=[DEAD, make_node("w2"), make_node("w3")]), failovers=[completed])
     opened = evaluate_policy(snap).open_incidents
