@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kvha_testbed.kube import VMS, KubeClient
+from kvha_testbed.kube import NODES, VMS, KubeClient
 from kvha_testbed.objects import vm_manifest
 from kvha_testbed.operator_process import NAMESPACE, OperatorProcess, ensure_namespace
 from kvha_testbed.sim.context import SimulatorConfig
@@ -136,6 +136,19 @@ class Scenario:
             VMS.path(self.namespace), vm_manifest(name, namespace=self.namespace, annotations=annotations, **kwargs)
         )
 
+    def host_running(
+        self, vms: Sequence[str], *, memory: str, vm_memory: str, spare_hosts: int = 2, spare_memory: str = "16Gi"
+    ) -> tuple[str, dict[str, str | None]]:
+        """One host running `vms` (the only node when they start, so they land there), then
+        `spare_hosts` empty ones to restart them on; the host and each VM's current VMI uid."""
+        [host] = self.nodes(1, memory=memory)
+        for name in vms:
+            self.vm(name, memory=vm_memory)
+        for name in vms:
+            self.bed.wait_vm_status(self.namespace, name, "Running")
+        self.nodes(spare_hosts, memory=spare_memory)
+        return host, {name: self.vmi_uid(name) for name in vms}
+
     def operator(self, identity: str = "kvha-0", *, kubeconfig: Path | None = None, **kwargs: Any) -> OperatorProcess:
         """The operator as admin, or as whoever `kubeconfig` names (for example the chart's
         ServiceAccount, to prove its RBAC is enough)."""
@@ -191,6 +204,10 @@ class Scenario:
 
     def annotate_node(self, node: str, key: str, value: str | None) -> None:
         self.kube.patch(f"/api/v1/nodes/{node}", {"metadata": {"annotations": {key: value}}})
+
+    def has_taint(self, node: str, key: str) -> bool:
+        taints = self.kube.get(NODES.path(name=node))["spec"].get("taints") or []
+        return any(t["key"] == key for t in taints)
 
     def vmi_uid(self, name: str) -> str | None:
         vmi = self.bed.vmi(self.namespace, name)

@@ -31,11 +31,6 @@ OUT_OF_SERVICE = "node.kubernetes.io/out-of-service"
 SNR = "/apis/self-node-remediation.medik8s.io/v1alpha1"
 
 
-def _has_taint(scene: Scenario, node: str, key: str) -> bool:
-    taints = scene.kube.get(NODES.path(name=node))["spec"].get("taints") or []
-    return any(t["key"] == key for t in taints)
-
-
 def _holds(scene: Scenario, probe: Callable[[], bool], *, what: str, duration: float) -> None:
     """`holds_for`, and when it stops holding, what the incidents and the operator said."""
     try:
@@ -69,7 +64,7 @@ def test_a_node_whose_clock_runs_four_minutes_behind_is_not_fenced_by_the_watchd
             scene,
             lambda: (
                 not scene.failovers()
-                and not _has_taint(scene, host_a, OUT_OF_SERVICE)
+                and not scene.has_taint(host_a, OUT_OF_SERVICE)
                 and all(scene.vmi_uid(n) == u for n, u in old_uids.items())
             ),
             what="no incident, no taint and no restart for a live node with a skewed clock",

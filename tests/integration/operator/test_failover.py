@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from kvha_testbed.kube import NODES
 from kvha_testbed.scenario import Scenario
 from kvha_testbed.waiting import holds_for, wait_for
 
@@ -120,12 +119,7 @@ def test_power_off_restores_vms_by_priority_and_reports_what_does_not_fit(scenar
 def test_partition_restarts_nothing_until_fencing_is_confirmed(scenario: Scenario) -> None:
     """The dangerous case: the host is cut off but its guests still run. Nothing may start twice."""
     scene = scenario
-    [host_a] = scene.nodes(1, memory="16Gi")
-    for name in ("db-1", "db-2"):
-        scene.vm(name, memory="2Gi")
-        scene.bed.wait_vm_status(scene.namespace, name, "Running")
-    scene.nodes(2, memory="16Gi")
-    old_uids = {name: scene.vmi_uid(name) for name in ("db-1", "db-2")}
+    host_a, old_uids = scene.host_running(["db-1", "db-2"], memory="16Gi", vm_memory="2Gi")
     scene.policy(fencing={"strategy": "OutOfServiceTaint", "confirmation": "Manual", "timeout": "10m"})
     scene.operator().start()
 
@@ -136,7 +130,7 @@ def test_partition_restarts_nothing_until_fencing_is_confirmed(scenario: Scenari
     holds_for(
         lambda: (
             all(scene.vmi_uid(n) == old_uids[n] for n in old_uids)
-            and not _has_taint(scene, host_a, "node.kubernetes.io/out-of-service")
+            and not scene.has_taint(host_a, "node.kubernetes.io/out-of-service")
         ),
         what="no restart and no taint without confirmation",
         duration=10,
@@ -147,7 +141,7 @@ def test_partition_restarts_nothing_until_fencing_is_confirmed(scenario: Scenari
     scene.confirm_fenced(host_a)
     failover = scene.failover(phase="Completed", timeout=90)
     assert failover["status"]["restored"] == 2
-    assert _has_taint(scene, host_a, "node.kubernetes.io/out-of-service")
+    assert scene.has_taint(host_a, "node.kubernetes.io/out-of-service")
     scene.bed.ledger.assert_no_split_brain()
     for name in old_uids:
         assert len(scene.bed.ledger.live_instances(f"{scene.namespace}/{name}")) == 1
@@ -213,7 +207,7 @@ def test_node_that_recovers_before_fencing_aborts_the_incident(scenario: Scenari
     failover = scene.failover(phase="Aborted", timeout=90)
     assert "recovered before it was fenced" in failover["status"]["message"]
     assert scene.vmi_uid("flaky-1") == old_uid
-    assert not _has_taint(scene, host_a, "node.kubernetes.io/out-of-service")
+    assert not scene.has_taint(host_a, "node.kubernetes.io/out-of-service")
     holds_for(lambda: len(scene.failovers()) == 1, what="no second incident for the recovered node", duration=8)
 
 
@@ -243,7 +237,7 @@ def test_storm_of_two_dead_hosts_out_of_three_fences_nothing(scenario: Scenario)
             scene.confirm_fenced(host)  # even a confirmation does not let kvha act during a storm
     holds_for(
         lambda: (
-            all(not _has_taint(scene, h, "node.kubernetes.io/out-of-service") for h in hosts)
+            all(not scene.has_taint(h, "node.kubernetes.io/out-of-service") for h in hosts)
             and all(scene.vmi_uid(n) == u for n, u in old_uids.items())
         ),
         what="no taint and no restart during the storm",
@@ -253,14 +247,8 @@ def test_storm_of_two_dead_hosts_out_of_three_fences_nothing(scenario: Scenario)
 
 def test_operator_killed_mid_incident_resumes_without_losing_or_doubling_vms(scenario: Scenario) -> None:
     scene = scenario
-    [host_a] = scene.nodes(1, memory="32Gi")
     names = [f"vm-{i}" for i in range(6)]
-    for name in names:
-        scene.vm(name, memory="1Gi")
-    for name in names:
-        scene.bed.wait_vm_status(scene.namespace, name, "Running")
-    scene.nodes(2, memory="16Gi")
-    old_uids = {n: scene.vmi_uid(n) for n in names}
+    host_a, old_uids = scene.host_running(names, memory="32Gi", vm_memory="1Gi")
     scene.policy(
         fencing={"strategy": "OutOfServiceTaint", "confirmation": "Manual"},
         restart={"maxParallel": 1, "tierOrdering": "None"},
@@ -333,8 +321,3 @@ def test_standby_replica_takes_over_within_the_lease_time(scenario: Scenario) ->
     killed_at = time.monotonic()
     standby.wait_leader(timeout=30)
     assert time.monotonic() - killed_at < 6 + 5, "standby took longer than the lease plus a renew period"
-
-
-def _has_taint(scene: Scenario, node: str, key: str) -> bool:
-    taints = scene.kube.get(NODES.path(name=node))["spec"].get("taints") or []
-    return any(t["key"] == key for t in taints)

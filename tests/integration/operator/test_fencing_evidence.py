@@ -23,11 +23,6 @@ OUT_OF_SERVICE = "node.kubernetes.io/out-of-service"
 SNR_API = "self-node-remediation.medik8s.io/v1alpha1"
 
 
-def _has_taint(scene: Scenario, node: str, key: str) -> bool:
-    taints = scene.kube.get(NODES.path(name=node))["spec"].get("taints") or []
-    return any(t["key"] == key for t in taints)
-
-
 def _incident(scene: Scenario, *, phase: str, other_than: str | None = None, timeout: float = 90) -> Obj:
     """The scenario's NodeFailover in `phase`, other than `other_than` (an earlier incident)."""
 
@@ -98,7 +93,7 @@ def test_a_taint_left_by_an_earlier_incident_does_not_fence_a_partition(scenario
         timeout=60,
         show=lambda: scene.failover()["status"],
     )
-    assert _has_taint(scene, host_a, OUT_OF_SERVICE)
+    assert scene.has_taint(host_a, OUT_OF_SERVICE)
     assert FENCE_CONFIRMED not in (scene.kube.get(NODES.path(name=host_a))["metadata"].get("annotations") or {})
 
     # The host runs a VM again (one that tolerates the taint), then is cut off with it running.
@@ -143,12 +138,7 @@ def test_a_stale_fence_confirmed_annotation_does_not_fence_a_partition(scenario:
     an administrator once wrote); when it is only partitioned; then nothing is fenced or restarted,
     and the incident tells the admin the exact command that would confirm it."""
     scene = scenario
-    [host_a] = scene.nodes(1, memory="16Gi")
-    for name in ("db-1", "db-2"):
-        scene.vm(name, memory="2Gi")
-        scene.bed.wait_vm_status(scene.namespace, name, "Running")
-    scene.nodes(2, memory="16Gi")
-    old_uids = {name: scene.vmi_uid(name) for name in ("db-1", "db-2")}
+    host_a, old_uids = scene.host_running(["db-1", "db-2"], memory="16Gi", vm_memory="2Gi")
     scene.annotate_node(host_a, FENCE_CONFIRMED, stale_value)
     scene.policy(fencing={"strategy": "OutOfServiceTaint", "confirmation": "Manual", "timeout": "10m"})
     scene.operator().start()
@@ -162,7 +152,7 @@ def test_a_stale_fence_confirmed_annotation_does_not_fence_a_partition(scenario:
     holds_for(
         lambda: (
             all(scene.vmi_uid(n) == u for n, u in old_uids.items())
-            and not _has_taint(scene, host_a, OUT_OF_SERVICE)
+            and not scene.has_taint(host_a, OUT_OF_SERVICE)
             and (scene.failover().get("status") or {}).get("phase") == "Fencing"
         ),
         what="no taint and no restart on a stale confirmation",

@@ -44,14 +44,8 @@ def _describe(event: Obj) -> str:
 
 def test_blackholed_leader_stops_writing_before_the_standby_takes_over(scenario: Scenario) -> None:
     scene = scenario
-    [host_a] = scene.nodes(1, memory="32Gi")
     names = [f"vm-{i}" for i in range(6)]
-    for name in names:
-        scene.vm(name, memory="1Gi")
-    for name in names:
-        scene.bed.wait_vm_status(scene.namespace, name, "Running")
-    scene.nodes(2, memory="16Gi")
-    old_uids = {n: scene.vmi_uid(n) for n in names}
+    host_a, old_uids = scene.host_running(names, memory="32Gi", vm_memory="1Gi")
     scene.policy(
         fencing={"strategy": "OutOfServiceTaint", "confirmation": "Manual"},
         restart={"maxParallel": 1, "tierOrdering": "None"},  # one at a time: a long "mid-restart"
