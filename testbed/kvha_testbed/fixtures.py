@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -152,8 +153,13 @@ def nodes(plane: Testbed, request: pytest.FixtureRequest) -> Iterator[NodeFactor
 
 @pytest.fixture
 def scenario(plane: Testbed, namespace: str, nodes: NodeFactory) -> Iterator[Scenario]:
-    """A failover scenario: this test's nodes and namespace, its own HAPolicy, and operators."""
+    """A failover scenario: this test's nodes and namespace, its own HAPolicy, and operators.
+
+    Whatever the test asserts, no VM may have run twice at any moment of it: the split-brain
+    ledger is checked when the scenario ends, for every scenario."""
     label = namespace[:50]
     scene = Scenario(bed=plane, namespace=namespace, label=label, make_nodes=nodes, policy_name=f"p-{label}"[:60])
+    started = time.time()  # the ledger's clock
     yield scene
     scene.cleanup()
+    plane.ledger.assert_no_split_brain(since=started)
