@@ -20,6 +20,7 @@ from kvha.fencing import (
 )
 from kvha.k8s.api import Kube, plural_of, remove_node_annotation_if
 from kvha.leadership import LeadershipLost
+from kvha.models.names import label_value
 from kvha.planner import RestartVM
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ async def _create_remediation(kube: Kube, action: CreateRemediation) -> None:
         "metadata": {
             "name": action.name,
             "namespace": template.namespace,
-            "labels": {FAILOVER_NODE_LABEL: action.node},
+            "labels": {FAILOVER_NODE_LABEL: label_value(action.node)},
             "annotations": {FAILOVER_ANNOTATION: action.owner.name, "remediation.medik8s.io/node-name": action.node},
             "ownerReferences": [
                 {"apiVersion": API_VERSION, "kind": "NodeFailover", "name": action.owner.name, "uid": action.owner.uid}

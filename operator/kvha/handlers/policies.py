@@ -14,6 +14,7 @@ from kvha.constants import (
     FAILOVER_NODE_LABEL,
     FAILOVER_POLICY_LABEL,
     GROUP,
+    REASON_INCIDENT_NOT_OPENED,
     REASON_NODE_UNHEALTHY,
     VERSION,
 )
@@ -22,7 +23,9 @@ from kvha.handlers import events
 from kvha.handlers.freshness import SIGHTINGS, clock, read_fresh
 from kvha.handlers.snapshot import Indices, by_key, grouped, parse_policy, values, vm_keyed
 from kvha.k8s.api import Kube
+from kvha.leadership import LeadershipLost
 from kvha.models.hapolicy import DetectionSpec, HAPolicyStatus
+from kvha.models.names import label_value
 from kvha.models.timeutil import format_micro_time
 from kvha.reconcile import NewIncident, PolicySnapshot, evaluate_policy, fresh_read_agrees
 from kvha.settings import OperatorSettings
@@ -74,8 +77,16 @@ async def reconcile_policy(
         )
     )
     for incident in step.open_incidents:
-        if policy is not None:
+        if policy is None:
+            continue
+        try:
             await _open(kube, policy_name=name, incident=incident, detection=policy.detection)
+        except LeadershipLost:
+            raise
+        except Exception as exc:  # one node's refused incident must not stop the others or the status write
+            log.exception("could not open the incident for node %s", incident.node)
+            message = f"could not open NodeFailover {incident.name} for node {incident.node}: {exc}"
+            events.post([EventNote(REASON_INCIDENT_NOT_OPENED, message[:1000], "Warning")], on=body)
     new_status = step.status.to_api()
     if new_status != observed and not await kube.patch_status(
         "hapolicies", name, new_status, resource_version=computed_from
@@ -111,7 +122,10 @@ async def _open(kube: Kube, *, policy_name: str, incident: NewIncident, detectio
         "kind": "NodeFailover",
         "metadata": {
             "name": incident.name,
-            "labels": {FAILOVER_NODE_LABEL: incident.node, FAILOVER_POLICY_LABEL: policy_name},
+            "labels": {
+                FAILOVER_NODE_LABEL: label_value(incident.node),
+                FAILOVER_POLICY_LABEL: label_value(policy_name),
+            },
         },
         "spec": {
             "nodeName": incident.node,

@@ -35,6 +35,7 @@ from kvha.fencing import EventNote
 from kvha.models.base import Priority
 from kvha.models.conditions import condition_status, set_condition
 from kvha.models.hapolicy import FailoverRef, HAPolicySpec, HAPolicyStatus, UnprotectableCount
+from kvha.models.names import object_name
 from kvha.models.views import LeaseView, NodeView, PodView, VMIView, VMView
 from kvha.placement import node_capacities
 from kvha.protection import Protection, classify, selects
@@ -125,8 +126,8 @@ def healthy_nodes(
 
 def failover_name(*, policy: str, node: str, detected_at: datetime) -> str:
     """Deterministic, so a leader that crashed after creating it finds it again (409), and
-    readable in `kubectl get nodefailovers`."""
-    return f"{node}-{policy}-{detected_at:%Y%m%d-%H%M%S}"
+    readable in `kubectl get nodefailovers`; hashed where a long node and policy name would not fit."""
+    return object_name(node, policy, f"{detected_at:%Y%m%d-%H%M%S}")
 
 
 def evaluate_policy(snap: PolicySnapshot) -> PolicyStep:
