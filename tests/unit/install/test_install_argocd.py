@@ -10,8 +10,8 @@ from typing import Any
 import lupa
 import pytest
 import yaml
-from install_testing import ROOT
 
+from install_testing import ROOT
 from kvha.constants import COND_FAILOVER_CAPACITY, COND_READY, COND_STORM_GUARD
 
 ARGOCD = ROOT / "deploy" / "argocd"
