@@ -29,8 +29,9 @@ MANAGED_LABEL = "kwok.x-k8s.io/managed"
 STAGES_DIR = Path(__file__).parent / "kwok_stages"
 # Pod IPs come from here; kwok's default (10.0.0.0/24) has 254 addresses and overlaps services.
 POD_CIDR = "10.64.0.0/12"
-# The virt-handler device plugin advertises this on every KubeVirt node; launcher pods request it.
+# virt-handler's device plugins advertise these on every KubeVirt node; launcher pods request them.
 KVM_DEVICE = "devices.kubevirt.io/kvm"
+KUBEVIRT_DEVICES = (KVM_DEVICE, "devices.kubevirt.io/tun", "devices.kubevirt.io/vhost-net")
 
 
 def node_ready(node: Obj) -> bool:
@@ -53,7 +54,8 @@ def node_manifest(
     Capacity goes into `status` at creation (the API server keeps it) and the node-initialize
     stage reuses it, so the scheduler sees exactly these allocatable resources.
     """
-    resources = {"cpu": str(cpu), "memory": memory, "pods": str(pods), "ephemeral-storage": "500Gi", KVM_DEVICE: "1k"}
+    resources = {"cpu": str(cpu), "memory": memory, "pods": str(pods), "ephemeral-storage": "500Gi"}
+    resources |= dict.fromkeys(KUBEVIRT_DEVICES, "1k")
     return {
         "apiVersion": "v1",
         "kind": "Node",

@@ -21,7 +21,7 @@ RETRY_AFTER_CONFLICT = 0.2
 
 def sync_vmi(ctx: SimContext, namespace: str, name: str) -> None:
     vmi = ctx.caches.vmis.get(namespace, name)
-    _reap_orphaned_guests(ctx, namespace, name, current_uid=(vmi or {}).get("metadata", {}).get("uid"))
+    reap_orphaned_guests(ctx, namespace, name, current_uid=(vmi or {}).get("metadata", {}).get("uid"))
     if vmi is None:
         return
     if deleting(vmi):
@@ -29,7 +29,7 @@ def sync_vmi(ctx: SimContext, namespace: str, name: str) -> None:
         return
     uid = vmi["metadata"]["uid"]
     node = (vmi.get("status") or {}).get("nodeName") or ""
-    pods = _pods_of(ctx, vmi)
+    pods = pods_of(ctx, vmi)
     plan = plan_vmi(
         vmi, pods, node_up=ctx.power.up(node) if node else True, guest_live=_live(ctx, uid), now=now_rfc3339()
     )
@@ -63,7 +63,7 @@ def _live(ctx: SimContext, uid: str) -> bool:
     return instance is not None and instance.live
 
 
-def _pods_of(ctx: SimContext, vmi: Obj) -> list[Obj]:
+def pods_of(ctx: SimContext, vmi: Obj) -> list[Obj]:
     """Launcher pods of this VMI; an empty cache answer is double-checked against the API.
 
     The cache may lag our own pod create by a few milliseconds; mistaking that for "the pod
@@ -137,7 +137,7 @@ def _finish_deletion(ctx: SimContext, vmi: Obj) -> None:
         raise
 
 
-def _reap_orphaned_guests(ctx: SimContext, namespace: str, name: str, *, current_uid: str | None) -> None:
+def reap_orphaned_guests(ctx: SimContext, namespace: str, name: str, *, current_uid: str | None) -> None:
     """Guests of this VM whose VMI no longer exists die if their node is up (virt-handler cleans up).
 
     On a partitioned node they keep running: that is the split-brain hazard the ledger watches.
