@@ -8,6 +8,7 @@ place that tears everything down again.
 from __future__ import annotations
 
 import enum
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -39,13 +40,26 @@ class KubeVirtMode(enum.Enum):
     # The named fallback: virt-controller simulated too (kvha_testbed.sim), no virt-api.
     SIMULATED = "simulated"
 
+    @classmethod
+    def from_env(cls) -> KubeVirtMode:
+        """KVHA_TESTBED_KUBEVIRT=simulated selects the fallback; unset means real KubeVirt."""
+        value = os.environ.get(KUBEVIRT_MODE_ENV, cls.REAL.value)
+        try:
+            return cls(value)
+        except ValueError:
+            choices = ", ".join(mode.value for mode in cls)
+            raise ValueError(f"{KUBEVIRT_MODE_ENV}={value!r}: expected one of {choices}") from None
+
+
+KUBEVIRT_MODE_ENV = "KVHA_TESTBED_KUBEVIRT"
+
 
 @dataclass(frozen=True)
 class TestbedConfig:
     __test__ = False  # not a pytest test class, despite the name
 
     plane: PlaneConfig = field(default_factory=PlaneConfig)
-    kubevirt: KubeVirtMode = KubeVirtMode.SIMULATED
+    kubevirt: KubeVirtMode = field(default_factory=KubeVirtMode.from_env)
     # None: the mode's own timings (real KubeVirt: virt-handler's real heartbeat cadence;
     # simulated: SimulatorConfig's short defaults).
     simulator: SimulatorConfig | None = None
@@ -265,4 +279,9 @@ class Testbed:
 
     def summary(self) -> str:
         plane, *_ = self._require()
-        return f"{plane.summary()}\n  testbed timings: {self.timings}"
+        return f"{plane.summary()}\n  KubeVirt: {self.describe_kubevirt()}\n  testbed timings: {self.timings}"
+
+    def describe_kubevirt(self) -> str:
+        if self.config.kubevirt is KubeVirtMode.REAL:
+            return "real virt-controller and virt-api (v1.7.0), simulated virt-handler"
+        return f"SIMULATED virt-controller and virt-handler, no virt-api ({KUBEVIRT_MODE_ENV}=simulated)"

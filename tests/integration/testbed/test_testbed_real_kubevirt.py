@@ -7,17 +7,16 @@ virt-handler's work on the nodes is simulated. Each test names the KubeVirt sour
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from kvha_testbed.build import ensure_built
-from kvha_testbed.kube import NAMESPACES, NODES, PODS, VMIS, VMS, KubeError
+from kvha_testbed.kube import PODS, VMIS, VMS, KubeError
 from kvha_testbed.objects import vm_manifest
 from kvha_testbed.sim.context import parse_rfc3339
 from kvha_testbed.sim.vm_logic import phase
-from kvha_testbed.testbed import KubeVirtMode, Testbed, TestbedConfig
+from kvha_testbed.testbed import Testbed
 from kvha_testbed.waiting import holds_for, wait_for
 
 pytestmark = pytest.mark.integration
@@ -25,30 +24,20 @@ pytestmark = pytest.mark.integration
 Obj = dict[str, Any]
 
 
-@pytest.fixture(scope="module")
-def bed() -> Iterator[Testbed]:
-    with Testbed(ensure_built(), TestbedConfig(kubevirt=KubeVirtMode.REAL)) as started:
-        yield started
+@pytest.fixture
+def bed(plane: Testbed) -> Testbed:
+    assert plane.kubevirt is not None, "the session testbed runs real KubeVirt by default"
+    return plane
 
 
 @pytest.fixture
-def ns(bed: Testbed, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = request.node.name.lower().replace("_", "-")[:50].strip("-")
-    bed.client.create(NAMESPACES.path(), {"metadata": {"name": name}})
-    yield name
-    bed.client.delete(NAMESPACES.path(name=name))
-    pods, _ = bed.client.list(PODS.path(name))
-    for pod in pods:
-        bed.client.delete(PODS.path(name, pod["metadata"]["name"]), grace_seconds=0)
-    bed.check_health()
+def ns(namespace: str) -> str:
+    return namespace
 
 
 @pytest.fixture
-def node(bed: Testbed, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = "real-" + request.node.name.lower().replace("_", "-")[5:40].strip("-")
-    bed.add_node(name, cpu=8, memory="32Gi")
-    yield name
-    bed.client.delete(NODES.path(name=name))
+def node(nodes: Callable[..., list[str]]) -> str:
+    return nodes(1)[0]
 
 
 def _running_vm(bed: Testbed, namespace: str, name: str, **kwargs: Any) -> Obj:
