@@ -16,10 +16,8 @@ from kvha_testbed.kube import VMIS, KubeError, Obj
 from kvha_testbed.sim.context import SimContext, now_rfc3339
 from kvha_testbed.sim.ledger import vm_key
 from kvha_testbed.sim.vm_logic import FINAL_PHASES, deleting
-from kvha_testbed.sim.vmi_controller import pods_of, reap_orphaned_guests
+from kvha_testbed.sim.vmi_controller import pods_of, reap_orphaned_guests, requeued_when_stale
 from kvha_testbed.sim.vmi_logic import VmiPlan, pod_alive, transition
-
-RETRY_AFTER_CONFLICT = 0.2
 
 
 def plan_handler(vmi: Obj, pods: list[Obj], *, node_up: bool, guest_live: bool, now: str) -> VmiPlan:
@@ -92,8 +90,7 @@ def write_vmi_status(ctx: SimContext, vmi: Obj, status: Obj) -> bool:
     try:
         ctx.caches.vmis.observe(client.replace(VMIS.path(meta["namespace"], meta["name"]), body))
     except KubeError as error:
-        if error.conflict or error.not_found:
-            ctx.queue.add_after(("vmi", meta["namespace"], meta["name"]), RETRY_AFTER_CONFLICT)
+        if requeued_when_stale(ctx, meta, error):
             return False
         raise
     return True

@@ -99,11 +99,18 @@ def _patch_vmi(ctx: SimContext, vmi: Obj, *, status: Obj, labels: dict[str, str]
             metadata: Obj = {**guard, "labels": labels} if labels else guard
             ctx.caches.vmis.observe(ctx.client.patch(path, {"metadata": metadata, "status": status}))
     except KubeError as error:
-        if error.conflict or error.not_found:
-            ctx.queue.add_after(("vmi", meta["namespace"], meta["name"]), RETRY_AFTER_CONFLICT)
+        if requeued_when_stale(ctx, meta, error):
             return False
         raise
     return True
+
+
+def requeued_when_stale(ctx: SimContext, meta: Obj, error: KubeError) -> bool:
+    """A VMI write lost to a newer version (409) or a deletion (404): look again shortly. True if so."""
+    if error.conflict or error.not_found:
+        ctx.queue.add_after(("vmi", meta["namespace"], meta["name"]), RETRY_AFTER_CONFLICT)
+        return True
+    return False
 
 
 def _finish_deletion(ctx: SimContext, vmi: Obj) -> None:
