@@ -4,7 +4,7 @@ kvha's correctness depends on behaviour only the real components have: node life
 goes Unknown, `unreachable` taints, taint-based eviction leaving pods Terminating on a dead node),
 pod GC of the out-of-service taint, scheduling by requests, RBAC and CRD schema validation. So the
 testbed runs the real binaries (built by build.py) with timings shortened for tests, and nothing
-else: no kubelet (kwok.py plays the kubelets) and no KubeVirt (the simulator plays it).
+else: no kubelet (kwok.py plays the kubelets) and no KubeVirt (kubevirt_components.py adds it).
 
 Security is shaped like a real cluster: TLS everywhere, client-certificate users, RBAC (Node,RBAC),
 the controller-manager and scheduler as their own users with the bootstrap RBAC roles, and

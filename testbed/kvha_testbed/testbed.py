@@ -1,8 +1,9 @@
-"""The whole testbed in one object: control plane + kwok + KubeVirt simulator + faults.
+"""The whole testbed in one object: control plane + kwok + KubeVirt + simulated handler + faults.
 
-fixtures.py, cli.py and the benchmark all start it the same way, so there is one place that knows
-the order (plane, then kwok, then the simulator, then the fence agent's power switch) and one
-place that tears everything down again.
+fixtures.py, cli.py, the demo and the benchmarks all start it the same way, so there is one place
+that knows the order (plane, then kwok, then KubeVirt's real virt-api and virt-controller, then the
+simulated virt-handler, then the fence agent's power switch) and one place that tears everything
+down again. `KubeVirtMode.SIMULATED` is the named fallback with a simulated virt-controller.
 """
 
 from __future__ import annotations

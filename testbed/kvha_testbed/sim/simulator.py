@@ -1,8 +1,9 @@
 """KubeVirtSimulator: the composition root of the simulated KubeVirt.
 
-It stands in for virt-controller and virt-handler (and a medik8s fence agent) inside the test
-process, against the real API server: informers feed one work queue, a few worker threads run the
-controllers in this package, and the ledger records which guests really run. Scale comes from the
+It stands in for virt-handler and a medik8s fence agent inside the test process, beside KubeVirt's
+real virt-controller and virt-api (given `handler_client`); in the named fallback it plays
+virt-controller too. Informers feed one work queue, a few worker threads run the controllers in
+this package, and the ledger records which guests really run. Scale comes from the
 informer caches (one list+watch per kind, no per-VM polling) and from writing only on change.
 """
 
