@@ -142,32 +142,3 @@ def test_a_vmi_that_never_ran_restarts_with_backoff(bed: Testbed, ns: str, node:
     )
     waited = time.monotonic() - failed_at
     assert waited >= 9, f"the retry came after {waited:.1f}s, without backoff"
-
-
-def test_restart_without_fencing_is_split_brain_until_the_partitioned_node_reconnects(
-    bed: Testbed, ns: str, nodes: Callable[..., list[str]]
-) -> None:
-    """The hazard kvha exists for, on real virt-controller: deleting the launcher of a partitioned
-    node's VM restarts it elsewhere at once while the old guest still runs; the ledger records the
-    split brain, and the reconnected virt-handler kills the superseded guest."""
-    nodes(2)
-    vmi = _running_vm(bed, ns, "twice")
-    old_uid, old_node = vmi["metadata"]["uid"], vmi["status"]["nodeName"]
-    bed.faults.partition(old_node)
-    _wait(
-        lambda: any(
-            t["key"] == "node.kubernetes.io/unreachable"
-            for t in bed.client.get(f"/api/v1/nodes/{old_node}")["spec"].get("taints", [])
-        ),
-        f"{old_node} to be tainted unreachable",
-        timeout=60,
-    )
-    bed.client.delete(PODS.path(ns, _launcher(bed, ns, vmi)["metadata"]["name"]), grace_seconds=0)
-    new = bed.wait_vmi_phase(ns, "twice", "Running", uid_not=old_uid, timeout=60)
-    assert new["status"]["nodeName"] != old_node
-    [event] = bed.ledger.split_brain_events(f"{ns}/twice")
-    assert old_uid in {i.vmi_uid for i in event.instances}
-
-    killed = bed.faults.revive(old_node)
-    assert [i.vmi_uid for i in killed] == [old_uid]
-    assert [i.vmi_uid for i in bed.ledger.live_instances(f"{ns}/twice")] == [new["metadata"]["uid"]]
