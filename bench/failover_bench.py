@@ -289,10 +289,10 @@ def recovery_run(bed: Testbed, index: int, args: argparse.Namespace) -> dict[str
         bed.faults.power_off(victim)
         watch_incident(scene, op, moments, old_uids)
         phases = moments.phases(len(names))
-        # kvha logs each VMI it marked Failed itself; the others were failed before it got to them
-        # (the fence agent's NoExecute out-of-service taint lets Kubernetes' pod GC fail the pods).
-        by_kvha = op.log_path.read_text(errors="replace").count(f"marked VMI {scene.namespace}/")
-        print(f"    old VMIs kvha marked Failed itself: {by_kvha} of {len(names)}", flush=True)
+        # kvha logs each launcher pod it force-deleted itself; the others were gone before it got to
+        # them (the fence agent's NoExecute out-of-service taint lets Kubernetes' pod GC delete them).
+        by_kvha = op.log_path.read_text(errors="replace").count(f"force-deleted pod {scene.namespace}/")
+        print(f"    old launcher pods kvha deleted itself: {by_kvha} of {len(names)}", flush=True)
         back = really_running(scene, names, not_on=victim)
         split = len(bed.ledger.split_brain_events()) - split_before
         print_run(phases, moments, back=back, total=len(names), split=split)
@@ -823,7 +823,7 @@ def summary(
     )
     print("  kvha's part in detail:")
     print(
-        f"  {'  old VMIs it marked Failed itself':48s} {' / '.join(str(int(r['by_kvha'])) for r in results)}"
+        f"  {'  old launcher pods it deleted itself':48s} {' / '.join(str(int(r['by_kvha'])) for r in results)}"
         f" of {args.vms}"
     )
     spacing = [1000 * r["spacing"] for r in results]

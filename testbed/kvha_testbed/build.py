@@ -9,8 +9,10 @@ user cache directory keyed by version, so a second run takes seconds.
 The Kubernetes binaries are linked as one multi-call executable: linking is the slow and
 memory-hungry step (about 2 GiB per link), and the three commands share almost all their code.
 
-The KubeVirt CRDs are generated here too, with controller-gen over KubeVirt's own API types, so the
-testbed validates VirtualMachine objects with KubeVirt's real schema rather than one we wrote.
+KubeVirt's virt-controller and virt-api are built from kubevirt.io/kubevirt itself, in a wrapper module
+that repeats KubeVirt's replace lines (a dependency's replaces do not apply to its consumers).  The
+same module holds a small program that writes what virt-operator would install (CRDs, RBAC, webhook
+configurations) with virt-operator's own generators, so the testbed's KubeVirt API is the real one.
 
 Standard library only: it runs before the project's virtual environment exists.
 """
@@ -33,8 +35,11 @@ K8S_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.8"
 KWOK_VERSION = "v0.8.0"
 HELM_VERSION = "v4.2.4"
-KUBEVIRT_API_VERSION = "v1.7.1"
-CONTROLLER_TOOLS_VERSION = "v0.20.1"
+# The newest KubeVirt the module proxy serves (v1.7.1 and v1.7.2 are tagged but not served);
+# kubevirt.io/api and kubevirt.io/client-go are its staging modules, pinned to the same tag.
+KUBEVIRT_VERSION = "v1.7.0"
+KUBEVIRT_COMMANDS = ("virt-controller", "virt-api")
+KUBEVIRT_NAMESPACE = "kubevirt"
 
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 
@@ -57,7 +62,10 @@ class Assets:
     kubectl: Path
     kwok: Path
     helm: Path
-    kubevirt_crds: Path
+    virt_controller: Path
+    virt_api: Path
+    # crds.yaml, rbac.yaml, webhooks.yaml, admission-policies.yaml from virt-operator's generators
+    kubevirt_manifests: Path
 
     def missing(self) -> list[Path]:
         return [p for p in self.__dict__.values() if not p.exists()]
@@ -86,7 +94,9 @@ def resolve_assets() -> Assets:
         "kubectl": kube / "kubectl",
         "kwok": _bin_dir("kwok", KWOK_VERSION) / "kwok",
         "helm": _bin_dir("helm", HELM_VERSION) / "helm",
-        "kubevirt_crds": _bin_dir("kubevirt-crds", KUBEVIRT_API_VERSION),
+        "virt_controller": _bin_dir("kubevirt", KUBEVIRT_VERSION) / "virt-controller",
+        "virt_api": _bin_dir("kubevirt", KUBEVIRT_VERSION) / "virt-api",
+        "kubevirt_manifests": _bin_dir("kubevirt", KUBEVIRT_VERSION) / "manifests",
     }
     assets_dir = os.environ.get("KUBEBUILDER_ASSETS")
     if assets_dir:
@@ -136,6 +146,7 @@ def _tools_module(root: Path, name: str, go_mod: str, files: dict[str, str]) -> 
     src.mkdir(parents=True)
     (src / "go.mod").write_text(go_mod)
     for file_name, text in files.items():
+        (src / file_name).parent.mkdir(parents=True, exist_ok=True)
         (src / file_name).write_text(text)
     return src
 
@@ -299,51 +310,157 @@ def _binary_recipe(
     )
 
 
-_CONTROLLER_GEN = "sigs.k8s.io/controller-tools/cmd/controller-gen"
-_KUBEVIRT_CORE = "kubevirt.io/api/core/v1"
+KUBEVIRT_MANIFESTS_MAIN = """// What virt-operator would install, from its own generators, as YAML files.
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	extv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/yaml"
+
+	"kubevirt.io/kubevirt/pkg/virt-operator/resource/generate/components"
+	"kubevirt.io/kubevirt/pkg/virt-operator/resource/generate/rbac"
+)
+
+func write(dir, name string, objects []runtime.Object) {
+	out := []byte{}
+	for _, object := range objects {
+		if object.GetObjectKind().GroupVersionKind().Empty() {
+			panic(fmt.Sprintf("%s: an object without apiVersion/kind: %T", name, object))
+		}
+		doc, err := yaml.Marshal(object)
+		if err != nil {
+			panic(err)
+		}
+		out = append(append(out, []byte("---\\n")...), doc...)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), out, 0o644); err != nil {
+		panic(err)
+	}
+}
+
+func main() {
+	if len(os.Args) != 3 {
+		fmt.Fprintln(os.Stderr, "usage: kubevirt-manifests <install namespace> <output dir>")
+		os.Exit(2)
+	}
+	namespace, dir := os.Args[1], os.Args[2]
+	// The CRDs virt-operator's install strategy creates, plus the KubeVirt CR's own.
+	generators := []func() (*extv1.CustomResourceDefinition, error){
+		components.NewKubeVirtCrd,
+		components.NewVirtualMachineInstanceCrd, components.NewPresetCrd, components.NewReplicaSetCrd,
+		components.NewVirtualMachineCrd, components.NewVirtualMachineInstanceMigrationCrd,
+		components.NewVirtualMachineSnapshotCrd, components.NewVirtualMachineSnapshotContentCrd,
+		components.NewVirtualMachineRestoreCrd, components.NewVirtualMachineInstancetypeCrd,
+		components.NewVirtualMachineClusterInstancetypeCrd, components.NewVirtualMachinePoolCrd,
+		components.NewMigrationPolicyCrd, components.NewVirtualMachinePreferenceCrd,
+		components.NewVirtualMachineClusterPreferenceCrd, components.NewVirtualMachineExportCrd,
+		components.NewVirtualMachineCloneCrd,
+	}
+	crds := []runtime.Object{}
+	for _, generate := range generators {
+		crd, err := generate()
+		if err != nil {
+			panic(err)
+		}
+		crds = append(crds, crd)
+	}
+	write(dir, "crds.yaml", crds)
+
+	roles := rbac.GetAllCluster()
+	roles = append(roles, rbac.GetAllApiServer(namespace)...)
+	roles = append(roles, rbac.GetAllController(namespace)...)
+	roles = append(roles, rbac.GetAllHandler(namespace)...)
+	write(dir, "rbac.yaml", roles)
+
+	// Service references: the testbed rewrites them to virt-api's local URL and CA.
+	write(dir, "webhooks.yaml", []runtime.Object{
+		components.NewVirtAPIMutatingWebhookConfiguration(namespace),
+		components.NewVirtAPIValidatingWebhookConfiguration(namespace),
+	})
+	handler := fmt.Sprintf("system:serviceaccount:%s:%s", namespace, components.HandlerServiceAccountName)
+	write(dir, "admission-policies.yaml", []runtime.Object{
+		components.NewHandlerV1ValidatingAdmissionPolicy(handler),
+		components.NewHandlerV1ValidatingAdmissionPolicyBinding(),
+	})
+}
+"""
+
+_KUBEVIRT_MANIFESTS_PACKAGE = "./kubevirt-manifests"
+_KUBEVIRT_PACKAGES = tuple(f"kubevirt.io/kubevirt/cmd/{command}" for command in KUBEVIRT_COMMANDS)
+_GO_MOD_REPLACE = re.compile(r"^(?:replace\s+)?([\w./~-]+(?:\s+v\S+)?)\s+=>\s+(\S+)(?:\s+(v\S+))?$")
 
 
-def _resolve_kubevirt_crds(root: Path) -> Path:
-    go_mod = "module kvhatestbed/kubevirtcrds\n\ngo 1.26.0\n"
-    src = _tools_module(root, "kubevirt-crds", go_mod, _tools_import(_KUBEVIRT_CORE, _CONTROLLER_GEN))
-    _run(
-        [
-            "go",
-            "get",
-            f"kubevirt.io/api@{KUBEVIRT_API_VERSION}",
-            f"sigs.k8s.io/controller-tools@{CONTROLLER_TOOLS_VERSION}",
-        ],
-        src,
+def replaces_of(go_mod: str) -> list[str]:
+    """The replace directives of a go.mod that a consuming module can copy, one `old => new version` each.
+
+    A module's replace lines only apply when it is the main module, so a wrapper must repeat them
+    (KubeVirt pins k8s.io to an older minor than its requirements would select).  Replacements by a
+    local path (KubeVirt's own `./staging` modules) name directories inside KubeVirt's repository:
+    those are dropped and the wrapper requires the published modules instead.
+    """
+    lines: list[str] = []
+    in_block = False
+    for raw in go_mod.splitlines():
+        line = raw.split("//", 1)[0].strip()
+        if in_block and line == ")":
+            in_block = False
+            continue
+        if line == "replace (":
+            in_block = True
+            continue
+        if not (in_block or line.startswith("replace ")) or "=>" not in line:
+            continue
+        match = _GO_MOD_REPLACE.match(line)
+        if match is None:
+            raise ValueError(f"unparseable replace line in go.mod: {raw!r}")
+        old, new, version = match.groups()
+        if version is None:  # a directory, not a module at a version
+            continue
+        lines.append(f"{old} => {new} {version}")
+    return lines
+
+
+def _resolve_kubevirt(root: Path) -> Path:
+    upstream_mod = _fetch_text(f"{GO_PROXY}/kubevirt.io/kubevirt/@v/{KUBEVIRT_VERSION}.mod")
+    replaces = "\n".join(f"\t{line}" for line in replaces_of(upstream_mod))
+    go_mod = (
+        "module kvhatestbed/kubevirt\n\ngo 1.26.0\n\nrequire (\n"
+        f"\tkubevirt.io/kubevirt {KUBEVIRT_VERSION}\n"
+        f"\tkubevirt.io/api {KUBEVIRT_VERSION}\n"
+        f"\tkubevirt.io/client-go {KUBEVIRT_VERSION}\n)\n\n"
+        f"replace (\n{replaces}\n)\n"
     )
+    files = {**_tools_import(*_KUBEVIRT_PACKAGES), "kubevirt-manifests/main.go": KUBEVIRT_MANIFESTS_MAIN}
+    src = _tools_module(root, "kubevirt", go_mod, files)
     _run(["go", "mod", "tidy"], src)
     return src
 
 
-def _generate_kubevirt_crds(src: Path) -> None:
-    """KubeVirt's CRDs from controller-gen over kubevirt.io/api's core/v1 types."""
-    _run(["go", "build", "-trimpath", "-o", "controller-gen", _CONTROLLER_GEN], src)
-    out = src / "out"
-    shutil.rmtree(out, ignore_errors=True)
-    _run(
-        [
-            "./controller-gen",
-            "crd:allowDangerousTypes=true,crdVersions=v1",
-            f"paths={_KUBEVIRT_CORE}",
-            f"output:crd:dir={out}",
-        ],
-        src,
-    )
-    dest = _bin_dir("kubevirt-crds", KUBEVIRT_API_VERSION)
+def _compile_kubevirt(src: Path) -> None:
+    """virt-controller and virt-api, then the manifests virt-operator would have installed."""
+    jobs = os.environ.get("KVHA_TESTBED_GO_JOBS", "2")
+    ldflags = f"-s -w -X kubevirt.io/client-go/version.gitVersion={KUBEVIRT_VERSION}"
+    dest = _bin_dir("kubevirt", KUBEVIRT_VERSION)
     staging = dest.with_suffix(".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(out, staging)
+    (staging / "manifests").mkdir(parents=True)
+    for command, package in zip(KUBEVIRT_COMMANDS, _KUBEVIRT_PACKAGES, strict=True):
+        _run(["go", "build", "-p", jobs, "-trimpath", "-ldflags", ldflags, "-o", str(staging / command), package], src)
+    generator = src / "kubevirt-manifests-bin"
+    _run(["go", "build", "-p", jobs, "-trimpath", "-o", str(generator), _KUBEVIRT_MANIFESTS_PACKAGE], src)
+    _run([str(generator), KUBEVIRT_NAMESPACE, str(staging / "manifests")], src)
     shutil.rmtree(dest, ignore_errors=True)
-    staging.rename(dest)
+    staging.rename(dest)  # atomic: a half-built cache entry is never visible
 
 
-def _kubevirt_crds_built() -> bool:
-    dest = _bin_dir("kubevirt-crds", KUBEVIRT_API_VERSION)
-    return dest.exists() and any(dest.glob("*.yaml"))
+def _kubevirt_built() -> bool:
+    dest = _bin_dir("kubevirt", KUBEVIRT_VERSION)
+    return all((dest / name).exists() for name in (*KUBEVIRT_COMMANDS, "manifests/crds.yaml"))
 
 
 RECIPES: dict[str, Recipe] = {
@@ -373,12 +490,12 @@ RECIPES: dict[str, Recipe] = {
             ldflags=f"-s -w -X helm.sh/helm/v4/internal/version.version={HELM_VERSION}",
         ),
         Recipe(
-            component="kubevirt-crds",
-            version=KUBEVIRT_API_VERSION,
-            resolve=_resolve_kubevirt_crds,
-            compile=_generate_kubevirt_crds,
-            built=_kubevirt_crds_built,
-            packages=(_KUBEVIRT_CORE, _CONTROLLER_GEN),
+            component="kubevirt",
+            version=KUBEVIRT_VERSION,
+            resolve=_resolve_kubevirt,
+            compile=_compile_kubevirt,
+            built=_kubevirt_built,
+            packages=(*_KUBEVIRT_PACKAGES, _KUBEVIRT_MANIFESTS_PACKAGE),
         ),
         Recipe(
             component="kubernetes",

@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 
 from kvha_testbed import build
 from kvha_testbed.plane import PlaneConfig
 from kvha_testbed.sim.context import SimulatorConfig
-from kvha_testbed.testbed import Testbed, TestbedConfig
+from kvha_testbed.testbed import KubeVirtMode, Testbed, TestbedConfig
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,13 +39,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--power-off", action="append", default=[], metavar="NODE")
     up.add_argument("--partition", action="append", default=[], metavar="NODE")
+    up.add_argument(
+        "--kubevirt",
+        choices=[mode.value for mode in KubeVirtMode],
+        default=KubeVirtMode.from_env().value,
+        help="real: KubeVirt's virt-controller and virt-api (default); simulated: the named fallback",
+    )
     return parser
 
 
 def _up(args: argparse.Namespace) -> int:
+    mode = KubeVirtMode(args.kubevirt)
+    cadence = SimulatorConfig.kubevirt_cadence() if mode is KubeVirtMode.REAL else SimulatorConfig()
     config = TestbedConfig(
         plane=PlaneConfig(node_monitor_grace_period=args.node_monitor_grace, keep_workdir=True),
-        simulator=SimulatorConfig(heartbeat_timeout=args.heartbeat_timeout),
+        kubevirt=mode,
+        simulator=replace(cadence, heartbeat_timeout=args.heartbeat_timeout),
         lease_duration_seconds=args.node_monitor_grace,
     )
     bed = Testbed(build.ensure_built(), config)

@@ -22,7 +22,7 @@ from typing import Any
 from kvha_testbed.build import ensure_built
 from kvha_testbed.operator_process import OperatorProcess
 from kvha_testbed.scenario import FENCE_CONFIRMED, Scenario
-from kvha_testbed.testbed import Testbed
+from kvha_testbed.testbed import KubeVirtMode, Testbed, TestbedConfig
 from kvha_testbed.timeline import from_failover, render_png, render_table
 from kvha_testbed.waiting import wait_for
 
@@ -59,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
         "then kvha applies the out-of-service taint; remediation: a (simulated) medik8s "
         "fence agent powers the host off",
     )
+    parser.add_argument(
+        "--kubevirt",
+        choices=[mode.value for mode in KubeVirtMode],
+        default=KubeVirtMode.from_env().value,
+        help="real: KubeVirt's own virt-controller and virt-api (default); simulated: the named fallback",
+    )
     parser.add_argument("--output", type=Path, default=Path("demo-output"), help="where the timeline PNG goes")
     return parser
 
@@ -90,12 +96,16 @@ def step(text: str) -> None:
 
 
 @contextmanager
-def _testbed() -> Iterator[Testbed]:
+def _testbed(kubevirt: str) -> Iterator[Testbed]:
     step("Building (or reusing) the control plane binaries")
     assets = ensure_built()
-    step("Starting the testbed: etcd, kube-apiserver, controller-manager, scheduler, kwok, simulated KubeVirt")
+    config = TestbedConfig(kubevirt=KubeVirtMode(kubevirt))
+    step(
+        "Starting the testbed: etcd, kube-apiserver, controller-manager, scheduler, kwok, "
+        + ("KubeVirt's virt-api and virt-controller" if config.kubevirt is KubeVirtMode.REAL else "SIMULATED KubeVirt")
+    )
     started = time.monotonic()
-    with Testbed(assets) as bed:
+    with Testbed(assets, config) as bed:
         print(f"    ready in {time.monotonic() - started:.1f}s; kubeconfig {bed.kubeconfig}", flush=True)
         yield bed
 
@@ -188,7 +198,7 @@ def _watch(scene: Scenario, *, failed: str, failed_at: float, manual: bool) -> d
 
 
 def run(args: argparse.Namespace) -> int:
-    with _testbed() as bed:
+    with _testbed(args.kubevirt) as bed:
         scene = Scenario.standalone(bed, "demo", host_prefix="host")
         try:
             step(f"Creating {args.hosts} hosts of {args.cpu} CPUs and {args.memory}")

@@ -2,7 +2,9 @@
 
 Registered in tests/conftest.py (`pytest_plugins = ["kvha_testbed.fixtures"]`). Fixtures:
 
-* `plane` (session): the started `Testbed` - control plane, kwok, KubeVirt simulator, faults.
+* `plane` (session): the started `Testbed` - control plane, kwok, KubeVirt's real virt-controller
+  and virt-api, the simulated virt-handler, faults (`KVHA_TESTBED_KUBEVIRT=simulated`: the
+  fallback with a simulated virt-controller).
   Starting it builds missing binaries first (tens of minutes cold; run `python -m kvha_testbed.cli build` in CI
   before pytest). If it cannot start, every test using it fails with the reason: integration tests
   never skip.

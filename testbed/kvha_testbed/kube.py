@@ -248,6 +248,10 @@ class KubeClient:
                 raise
             return self.get(f"{path}/{quote(body['metadata']['name'])}")
 
+    def replace(self, path: str, body: Obj) -> Obj:
+        """PUT the whole object (optimistic concurrency through its metadata.resourceVersion)."""
+        return self.request("PUT", path, body=body)
+
     def patch(self, path: str, body: object, *, content_type: str = MERGE) -> Obj:
         return self.request("PATCH", path, body=body, content_type=content_type)
 

@@ -1,92 +1,34 @@
-"""KubeVirt's API as the testbed installs it: real schemas, virt-operator's extras, virt-api's checks.
+"""KubeVirt's API as the testbed installs it: virt-operator's own CRDs, and virt-api's checks.
 
-The CRDs come from controller-gen over `kubevirt.io/api` (see build.py), so objects are validated by
-KubeVirt's own OpenAPI schema. Three things a real installation has are not in that output:
+The CRDs come from virt-operator's generators (build.py's `kubevirt` recipe writes them), so
+objects are validated by KubeVirt's real schema and VMs and VMIMs have a status subresource while
+VMIs have none, exactly as in a cluster.
 
-* virt-operator adds a status subresource to VirtualMachine and VirtualMachineInstanceMigration
-  (never to VirtualMachineInstance), short names (`vm`, `vmi`, `vmim`) and printer columns;
-  `patch_for_virt_operator` adds the same, so writes to `.status` behave as in a real cluster.
-* controller-gen also emits `datavolumetemplatespecs.kubevirt.io`, which is not a real resource
-  (a type embedded in VirtualMachine); it is skipped.
-* `spec.runStrategy` is a plain string in the schema: virt-api's validating webhook is what rejects
-  "Sometimes". There is no virt-api here, so the same rules are installed as a
-  ValidatingAdmissionPolicy (CEL, evaluated inside the real API server) with virt-api's messages.
+With real KubeVirt (the default, see kubevirt_components.py) virt-api's webhooks validate and
+mutate. The simulated fallback has no virt-api, so its run-strategy checks are installed as a
+ValidatingAdmissionPolicy (CEL, evaluated inside the real API server) with virt-api's messages.
 """
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 from kvha_testbed.crds import load_crds, yaml_files
 from kvha_testbed.kube import KubeClient, Obj, Resource
 
-NOT_REAL_CRDS = frozenset({"datavolumetemplatespecs.kubevirt.io"})
 
-# What virt-operator's generators (pkg/virt-operator/resource/generate/components/crds.go) add.
-_OPERATOR_EXTRAS: dict[str, dict[str, object]] = {
-    "virtualmachines.kubevirt.io": {
-        "shortNames": ["vm", "vms"],
-        "status": True,
-        "columns": [("Status", ".status.printableStatus"), ("Ready", ".status.conditions[?(@.type=='Ready')].status")],
-    },
-    "virtualmachineinstances.kubevirt.io": {
-        "shortNames": ["vmi", "vmis"],
-        "status": False,
-        "columns": [
-            ("Phase", ".status.phase"),
-            ("NodeName", ".status.nodeName"),
-            ("Ready", ".status.conditions[?(@.type=='Ready')].status"),
-        ],
-    },
-    "virtualmachineinstancemigrations.kubevirt.io": {
-        "shortNames": ["vmim", "vmims"],
-        "status": True,
-        "columns": [("Phase", ".status.phase")],
-    },
-    "virtualmachineinstancereplicasets.kubevirt.io": {"shortNames": ["vmirs", "vmirss"], "status": True},
-    "virtualmachineinstancepresets.kubevirt.io": {"shortNames": ["vmipreset", "vmipresets"]},
-    "kubevirts.kubevirt.io": {"shortNames": ["kv", "kvs"], "status": True},
-}
+def kubevirt_crds(manifests: Path) -> list[Obj]:
+    """KubeVirt's CRDs exactly as virt-operator installs them (status subresources, short names)."""
+    crds = load_crds(yaml_files(manifests))
+    names = {crd["metadata"]["name"] for crd in crds}
+    for required in ("virtualmachines.kubevirt.io", "virtualmachineinstances.kubevirt.io", "kubevirts.kubevirt.io"):
+        if required not in names:
+            raise RuntimeError(f"{manifests} has no {required}; rebuild with `python -m kvha_testbed.build kubevirt`")
+    return crds
+
 
 VALID_RUN_STRATEGIES = ("Always", "Halted", "Manual", "RerunOnFailure", "Once")
 VM_VALIDATION_POLICY = "kvha-testbed-virt-api-vm-validator"
-
-
-def patch_for_virt_operator(crd: Obj) -> Obj:
-    """Return a copy of a controller-gen CRD with what virt-operator would add to it."""
-    crd = copy.deepcopy(crd)
-    extras = _OPERATOR_EXTRAS.get(crd["metadata"]["name"], {})
-    names = crd["spec"]["names"]
-    if "shortNames" in extras:
-        names["shortNames"] = extras["shortNames"]
-    names["categories"] = ["all"]
-    for version in crd["spec"]["versions"]:
-        if extras.get("status"):
-            version.setdefault("subresources", {})["status"] = {}
-        columns = extras.get("columns")
-        if isinstance(columns, list):
-            version["additionalPrinterColumns"] = [
-                {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                *({"name": title, "type": "string", "jsonPath": path} for title, path in columns),
-            ]
-    return crd
-
-
-def kubevirt_crds(directory: Path) -> list[Obj]:
-    """The real KubeVirt CRDs from the build cache, patched as virt-operator would install them."""
-    crds = [
-        patch_for_virt_operator(crd)
-        for crd in load_crds(yaml_files(directory))
-        if crd["metadata"]["name"] not in NOT_REAL_CRDS
-    ]
-    names = {crd["metadata"]["name"] for crd in crds}
-    for required in ("virtualmachines.kubevirt.io", "virtualmachineinstances.kubevirt.io"):
-        if required not in names:
-            raise RuntimeError(
-                f"{directory} has no {required}; rebuild with `python -m kvha_testbed.cli build kubevirt-crds`"
-            )
-    return crds
 
 
 def _vm_validation_policy() -> tuple[Obj, Obj]:

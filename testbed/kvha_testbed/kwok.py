@@ -7,8 +7,11 @@ Lease stops being renewed (the controller-manager then marks it Ready=Unknown an
 That is how faults.py powers off or partitions a node; putting the label back revives it.
 
 The stages (kwok_stages/*.yaml) are ours, adapted from kwok v0.8.0's own: kwok refuses to start
-without stages, and we want exactly: node initialise/heartbeat, pod ready, pod ready again after a
-node outage, graceful pod delete.
+without stages, and we want exactly: node initialise, pod ready, pod ready again after a node
+outage, graceful pod delete. No node stage may have a delay: kwok does not cancel a delayed stage
+when a node leaves its management, so kwok's own `node-heartbeat-with-lease` (600 s + jitter)
+patched powered-off nodes back to Ready=True ten minutes after they were created. Liveness is the
+Lease, which the controller-manager trusts on its own (`node_stage_delays` guards this).
 """
 
 from __future__ import annotations
@@ -29,8 +32,26 @@ MANAGED_LABEL = "kwok.x-k8s.io/managed"
 STAGES_DIR = Path(__file__).parent / "kwok_stages"
 # Pod IPs come from here; kwok's default (10.0.0.0/24) has 254 addresses and overlaps services.
 POD_CIDR = "10.64.0.0/12"
-# The virt-handler device plugin advertises this on every KubeVirt node; launcher pods request it.
+# virt-handler's device plugins advertise these on every KubeVirt node; launcher pods request them.
 KVM_DEVICE = "devices.kubevirt.io/kvm"
+KUBEVIRT_DEVICES = (KVM_DEVICE, "devices.kubevirt.io/tun", "devices.kubevirt.io/vhost-net")
+
+
+def stages(stages_dir: Path = STAGES_DIR) -> list[Obj]:
+    """Every Stage document the kwok controller is given."""
+    return [d for path in sorted(stages_dir.glob("*.yaml")) for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def node_stage_delays(stage_docs: list[Obj]) -> dict[str, int]:
+    """Stages acting on Nodes that wait before they fire, with their delay in ms (must stay empty)."""
+    delays = {}
+    for stage in stage_docs:
+        spec = stage.get("spec") or {}
+        delay = spec.get("delay") or {}
+        total = int(delay.get("durationMilliseconds") or 0) + int(delay.get("jitterDurationMilliseconds") or 0)
+        if (spec.get("resourceRef") or {}).get("kind") == "Node" and total:
+            delays[stage["metadata"]["name"]] = total
+    return delays
 
 
 def node_ready(node: Obj) -> bool:
@@ -53,7 +74,8 @@ def node_manifest(
     Capacity goes into `status` at creation (the API server keeps it) and the node-initialize
     stage reuses it, so the scheduler sees exactly these allocatable resources.
     """
-    resources = {"cpu": str(cpu), "memory": memory, "pods": str(pods), "ephemeral-storage": "500Gi", KVM_DEVICE: "1k"}
+    resources = {"cpu": str(cpu), "memory": memory, "pods": str(pods), "ephemeral-storage": "500Gi"}
+    resources |= dict.fromkeys(KUBEVIRT_DEVICES, "1k")
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -139,8 +161,7 @@ class Kwok:
                 },
             }
         ]
-        for path in sorted(self.stages_dir.glob("*.yaml")):
-            docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
+        docs.extend(stages(self.stages_dir))
         return yaml.safe_dump_all(docs, sort_keys=False)
 
     # ----------------------------------------------------------------------------- nodes

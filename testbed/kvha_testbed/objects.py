@@ -62,3 +62,12 @@ def vm_manifest(
         },
         "spec": vm_spec,
     }
+
+
+def eviction_tolerations(seconds: int) -> list[Obj]:
+    """The NoExecute tolerations the apiserver's DefaultTolerationSeconds admission adds to a pod
+    (real default: 300 s), written out so a pod keeps them whatever the testbed's apiserver says."""
+    return [
+        {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": seconds}
+        for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+    ]

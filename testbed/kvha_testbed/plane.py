@@ -4,7 +4,7 @@ kvha's correctness depends on behaviour only the real components have: node life
 goes Unknown, `unreachable` taints, taint-based eviction leaving pods Terminating on a dead node),
 pod GC of the out-of-service taint, scheduling by requests, RBAC and CRD schema validation. So the
 testbed runs the real binaries (built by build.py) with timings shortened for tests, and nothing
-else: no kubelet (kwok.py plays the kubelets) and no KubeVirt (the simulator plays it).
+else: no kubelet (kwok.py plays the kubelets) and no KubeVirt (kubevirt_components.py adds it).
 
 Security is shaped like a real cluster: TLS everywhere, client-certificate users, RBAC (Node,RBAC),
 the controller-manager and scheduler as their own users with the bootstrap RBAC roles, and
@@ -35,7 +35,7 @@ from kvha_testbed.build import Assets
 from kvha_testbed.crds import TESTBED_CRDS_DIR, apply_crds, load_crds, yaml_files
 from kvha_testbed.kube import NAMESPACES, SERVICE_ACCOUNTS, VMS, Credentials, KubeClient, KubeError
 from kvha_testbed.kubevirt_api import install_virt_api_validation, kubevirt_crds
-from kvha_testbed.pki import CertificateAuthority, service_account_keys
+from kvha_testbed.pki import CertificateAuthority, KeyPair, service_account_keys
 from kvha_testbed.procs import ManagedProcess, ProcessFailedError, free_port, remove_on_exit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -52,6 +52,7 @@ AUDIT_POLICY: dict[str, Any] = {
         {"level": "None"},
     ],
 }
+FRONT_PROXY_USER = "front-proxy-client"
 # Controllers that need a cloud provider; everything else the real controller-manager runs.
 _CLOUD_CONTROLLERS = ("cloud-node-lifecycle-controller", "service-lb-controller", "node-route-controller")
 
@@ -76,6 +77,9 @@ class PlaneConfig:
     # a test can prove which client wrote what and when: for example that no write of a replica
     # that lost leadership arrived after its lease could expire.
     audit_log: bool = True
+    # Stand in for virt-api's VM validation with an admission policy: only for the simulated
+    # KubeVirt; with the real one virt-api's own webhooks validate.
+    virt_api_policy: bool = True
     workdir: Path | None = None
     keep_workdir: bool = field(default_factory=lambda: bool(os.environ.get("KVHA_TESTBED_KEEP")))
     start_timeout: float = 120.0
@@ -141,6 +145,9 @@ class ControlPlane:
         serving = self._ca.serving("apiserver")
         sa_keys = service_account_keys(pki_dir)
         admin_pair = self._ca.client("kvha-testbed-admin", ("system:masters",))
+        # The aggregation layer's identity: its requestheader-* settings land in
+        # kube-system/extension-apiserver-authentication, which virt-api refuses to start without.
+        front_proxy = self._ca.client(FRONT_PROXY_USER)
         self._mark("pki", started)
 
         etcd_port, etcd_peer = free_port(), free_port()
@@ -160,7 +167,7 @@ class ControlPlane:
                 "--quota-backend-bytes=8589934592",
             ],
         )
-        self._await(etcd, "/health answering", lambda: http_ok(f"http://127.0.0.1:{etcd_port}/health"))
+        self.await_process(etcd, "/health answering", lambda: http_ok(f"http://127.0.0.1:{etcd_port}/health"))
         self._mark("etcd", started)
 
         api_port = free_port()
@@ -195,6 +202,13 @@ class ControlPlane:
                 "--max-requests-inflight=800",
                 "--max-mutating-requests-inflight=400",
                 *self._audit_flags(),
+                f"--requestheader-client-ca-file={self._ca.pair.cert}",
+                f"--requestheader-allowed-names={FRONT_PROXY_USER}",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={front_proxy.cert}",
+                f"--proxy-client-key-file={front_proxy.key}",
             ],
         )
         self._admin = Credentials(server=self.server, ca=self._ca.pair.cert, cert=admin_pair.cert, key=admin_pair.key)
@@ -205,24 +219,24 @@ class ControlPlane:
         def ready() -> bool:
             return client.request("GET", "/readyz", retry_connect=False).get("text") == "ok"
 
-        self._await(apiserver, "/readyz ok", ready, timeout=self.config.start_timeout)
+        self.await_process(apiserver, "/readyz ok", ready, timeout=self.config.start_timeout)
         self._mark("kube-apiserver", started)
 
         controller_manager = self._start_controller_manager(sa_key=sa_keys.key)
         scheduler = self._start_scheduler()
         with ThreadPoolExecutor(max_workers=2) as pool:
             crds = pool.submit(self._install_apis, started)
-            self._await(
-                controller_manager, "/healthz ok", lambda: _https_ok(f"https://127.0.0.1:{self._ports['kcm']}/healthz")
+            self.await_process(
+                controller_manager, "/healthz ok", lambda: https_ok(f"https://127.0.0.1:{self._ports['kcm']}/healthz")
             )
-            self._await(
-                scheduler, "/healthz ok", lambda: _https_ok(f"https://127.0.0.1:{self._ports['scheduler']}/healthz")
+            self.await_process(
+                scheduler, "/healthz ok", lambda: https_ok(f"https://127.0.0.1:{self._ports['scheduler']}/healthz")
             )
             crds.result()
         self._mark("components-healthy", started)
         # Controllers run once the controller-manager has its per-controller service accounts; the
         # "default" service account in "default" is the first visible sign of that.
-        self._await(
+        self.await_process(
             controller_manager,
             "serviceaccount controller to create default/default",
             lambda: client.get_or_none(SERVICE_ACCOUNTS.path("default", "default")) is not None,
@@ -245,16 +259,18 @@ class ControlPlane:
 
     def _install_apis(self, started: float) -> None:
         assert self._client is not None
-        crds = kubevirt_crds(self.assets.kubevirt_crds)
+        crds = kubevirt_crds(self.assets.kubevirt_manifests)
         crds += load_crds(yaml_files(TESTBED_CRDS_DIR))
         crds += load_crds(yaml_files(self.config.kvha_crds_dir))
         self._mark("crds-loaded", started)
-        # The policy first: it loads asynchronously while the CRDs become established.
-        install_virt_api_validation(self._client)
+        if self.config.virt_api_policy:
+            # The policy first: it loads asynchronously while the CRDs become established.
+            install_virt_api_validation(self._client)
         apply_crds(self._client, crds, timeout=self.config.start_timeout)
         self._mark("crds-established", started)
-        self._await_virt_api_validation()
-        self._mark("virt-api-policy", started)
+        if self.config.virt_api_policy:
+            self._await_virt_api_validation()
+            self._mark("virt-api-policy", started)
 
     def _await_virt_api_validation(self) -> None:
         """Admission policies load asynchronously; probe with a dry-run until "Sometimes" is refused."""
@@ -274,7 +290,7 @@ class ControlPlane:
                 return "Invalid RunStrategy" in error.message
             return False
 
-        self._await(self.processes["kube-apiserver"], "the virt-api validation policy to take effect", refused)
+        self.await_process(self.processes["kube-apiserver"], "the virt-api validation policy to take effect", refused)
 
     def _start_controller_manager(self, *, sa_key: Path) -> ManagedProcess:
         assert self._ca is not None
@@ -341,7 +357,9 @@ class ControlPlane:
         self.processes[name] = proc
         return proc
 
-    def _await(self, proc: ManagedProcess, what: str, probe: Callable[[], bool], timeout: float | None = None) -> None:
+    def await_process(
+        self, proc: ManagedProcess, what: str, probe: Callable[[], bool], timeout: float | None = None
+    ) -> None:
         """Poll `probe` while `proc` lives; fail fast with the log tail if it dies or times out."""
         deadline = time.monotonic() + (timeout or self.config.start_timeout)
         last_error = ""
@@ -384,6 +402,19 @@ class ControlPlane:
             if not proc.alive():
                 raise proc.failure("died while the testbed was in use")
 
+    @property
+    def ca_certificate(self) -> Path:
+        """The PEM of the CA that signed every serving and client certificate of this plane."""
+        if self._ca is None:
+            raise RuntimeError("control plane not started")
+        return self._ca.pair.cert
+
+    def serving_certificate(self, stem: str) -> KeyPair:
+        """A serving certificate for 127.0.0.1 and localhost (for components the plane calls back)."""
+        if self._ca is None:
+            raise RuntimeError("control plane not started")
+        return self._ca.serving(stem)
+
     def mint_kubeconfig(
         self, user: str, groups: tuple[str, ...] | list[str] = (), *, server: str | None = None
     ) -> Path:
@@ -413,6 +444,14 @@ class ControlPlane:
         Creates the namespace and ServiceAccount if missing (unless `create=False`); grants nothing,
         so the caller binds exactly the roles under test (for example the chart's).
         """
+        creds = self.serviceaccount_credentials(namespace, name, create=create, expiration_seconds=expiration_seconds)
+        user = f"system:serviceaccount:{namespace}:{name}"
+        return creds.write_kubeconfig(self.workdir / "kubeconfigs" / f"sa-{namespace}-{name}.kubeconfig", user=user)
+
+    def serviceaccount_credentials(
+        self, namespace: str, name: str, *, create: bool = True, expiration_seconds: int = 24 * 3600
+    ) -> Credentials:
+        """A TokenRequest-issued token for a ServiceAccount (see `serviceaccount_kubeconfig`)."""
         client = self.client
         if create:
             client.create_or_get(NAMESPACES.path(), {"metadata": {"name": namespace}})
@@ -425,10 +464,7 @@ class ControlPlane:
                 "spec": {"expirationSeconds": expiration_seconds},
             },
         )
-        token = review["status"]["token"]
-        creds = Credentials(server=self.server, ca=self.admin_credentials.ca, token=token)
-        user = f"system:serviceaccount:{namespace}:{name}"
-        return creds.write_kubeconfig(self.workdir / "kubeconfigs" / f"sa-{namespace}-{name}.kubeconfig", user=user)
+        return Credentials(server=self.server, ca=self.admin_credentials.ca, token=review["status"]["token"])
 
     def kubernetes_client(self, kubeconfig: Path | None = None, *, pool_size: int = 32) -> Any:
         """An official `kubernetes.client.ApiClient` for a kubeconfig (default: admin), big pool."""
@@ -459,7 +495,7 @@ def http_ok(url: str) -> bool:
 _INSECURE_POOL = urllib3.PoolManager(cert_reqs="CERT_NONE")
 
 
-def _https_ok(url: str) -> bool:
+def https_ok(url: str) -> bool:
     """Health of the controller-manager/scheduler (self-signed serving certs; /healthz needs no auth)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)

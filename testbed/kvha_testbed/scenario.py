@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kvha_testbed.kube import NODES, VMS, KubeClient
-from kvha_testbed.objects import vm_manifest
+from kvha_testbed.objects import eviction_tolerations, vm_manifest
 from kvha_testbed.operator_process import NAMESPACE, OperatorProcess, ensure_namespace
 from kvha_testbed.sim.context import SimulatorConfig
 from kvha_testbed.testbed import Testbed
@@ -132,6 +132,13 @@ class Scenario:
         annotations = dict(kwargs.pop("annotations", {}))
         if priority:
             annotations["kvha.io/restart-priority"] = priority
+        if self.bed.kubevirt is not None:
+            # Real virt-controller's launcher pods carry the VMI's tolerations and nothing else, so
+            # give them the cluster default the testbed's apiserver shortens (see the field).
+            kwargs["tolerations"] = [
+                *kwargs.get("tolerations", ()),
+                *eviction_tolerations(self.eviction_toleration_seconds),
+            ]
         self.kube.create(
             VMS.path(self.namespace), vm_manifest(name, namespace=self.namespace, annotations=annotations, **kwargs)
         )

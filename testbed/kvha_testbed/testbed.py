@@ -1,15 +1,18 @@
-"""The whole testbed in one object: control plane + kwok + KubeVirt simulator + faults.
+"""The whole testbed in one object: control plane + kwok + KubeVirt + simulated handler + faults.
 
-fixtures.py, cli.py and the benchmark all start it the same way, so there is one place that knows
-the order (plane, then kwok, then the simulator, then the fence agent's power switch) and one
-place that tears everything down again.
+fixtures.py, cli.py, the demo and the benchmarks all start it the same way, so there is one place
+that knows the order (plane, then kwok, then KubeVirt's real virt-api and virt-controller, then the
+simulated virt-handler, then the fence agent's power switch) and one place that tears everything
+down again. `KubeVirtMode.SIMULATED` is the named fallback with a simulated virt-controller.
 """
 
 from __future__ import annotations
 
+import enum
+import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -17,6 +20,7 @@ from typing import Any
 from kvha_testbed.build import Assets, ensure_built
 from kvha_testbed.faults import Faults
 from kvha_testbed.kube import NODES, VMIS, VMS, KubeClient, Obj
+from kvha_testbed.kubevirt_components import RealKubeVirt
 from kvha_testbed.kwok import Kwok
 from kvha_testbed.plane import ControlPlane, PlaneConfig
 from kvha_testbed.sim.context import SimulatorConfig
@@ -28,12 +32,53 @@ from kvha_testbed.sim.vm_logic import phase
 from kvha_testbed.waiting import wait_for
 
 
+class KubeVirtMode(enum.Enum):
+    """Which KubeVirt the testbed runs."""
+
+    # KubeVirt's own virt-controller and virt-api (built from kubevirt.io/kubevirt); only
+    # virt-handler's work on the nodes is simulated.
+    REAL = "real"
+    # The named fallback: virt-controller simulated too (kvha_testbed.sim), no virt-api.
+    SIMULATED = "simulated"
+
+    @classmethod
+    def from_env(cls) -> KubeVirtMode:
+        """KVHA_TESTBED_KUBEVIRT=simulated selects the fallback; unset means real KubeVirt."""
+        value = os.environ.get(KUBEVIRT_MODE_ENV, cls.REAL.value)
+        try:
+            return cls(value)
+        except ValueError:
+            choices = ", ".join(mode.value for mode in cls)
+            raise ValueError(f"{KUBEVIRT_MODE_ENV}={value!r}: expected one of {choices}") from None
+
+
+KUBEVIRT_MODE_ENV = "KVHA_TESTBED_KUBEVIRT"
+
+
 @dataclass(frozen=True)
 class TestbedConfig:
+    __test__ = False  # not a pytest test class, despite the name
+
     plane: PlaneConfig = field(default_factory=PlaneConfig)
-    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+    kubevirt: KubeVirtMode = field(default_factory=KubeVirtMode.from_env)
+    # None: the mode's own timings (real KubeVirt: virt-handler's real heartbeat cadence;
+    # simulated: SimulatorConfig's short defaults).
+    simulator: SimulatorConfig | None = None
     # kwok renews node Leases every quarter of this; keep it at or below the node-monitor grace.
     lease_duration_seconds: int = 8
+
+    def __post_init__(self) -> None:
+        if self.simulator is None:
+            default = SimulatorConfig.kubevirt_cadence() if self.kubevirt is KubeVirtMode.REAL else SimulatorConfig()
+            object.__setattr__(self, "simulator", default)  # frozen: filled once, at construction
+
+    def simulator_config(self) -> SimulatorConfig:
+        assert self.simulator is not None  # __post_init__
+        return self.simulator
+
+    def plane_config(self) -> PlaneConfig:
+        # Real virt-api validates VMs itself; the stand-in policy would only duplicate it.
+        return replace(self.plane, virt_api_policy=self.kubevirt is KubeVirtMode.SIMULATED)
 
 
 class Testbed:
@@ -47,6 +92,7 @@ class Testbed:
         self._plane: ControlPlane | None = None
         self._kwok: Kwok | None = None
         self._sim: KubeVirtSimulator | None = None
+        self._kubevirt: RealKubeVirt | None = None
         self._faults: Faults | None = None
         self.timings: dict[str, float] = {}
 
@@ -61,13 +107,21 @@ class Testbed:
     def start(self) -> Testbed:
         started = time.monotonic()
         assets = self._assets or ensure_built()
-        self._plane = plane = ControlPlane(assets, self.config.plane)
+        self._plane = plane = ControlPlane(assets, self.config.plane_config())
         try:
             plane.start()
             self.timings.update({f"plane.{k}": v for k, v in plane.timings.items()})
             self._kwok = kwok = Kwok(plane, lease_duration_seconds=self.config.lease_duration_seconds).start()
             self.timings["kwok"] = round(time.monotonic() - started, 2)
-            self._sim = sim = KubeVirtSimulator(plane.client, self.config.simulator).start()
+            handler_client = None
+            if self.config.kubevirt is KubeVirtMode.REAL:
+                self._kubevirt = kubevirt = RealKubeVirt(plane).start()
+                self.timings.update({f"kubevirt.{k}": v for k, v in kubevirt.timings.items()})
+                self.timings["kubevirt"] = round(time.monotonic() - started, 2)
+                handler_client = KubeClient(kubevirt.handler_credentials(), pool_size=32)
+            self._sim = sim = KubeVirtSimulator(
+                plane.client, self.config.simulator_config(), handler_client=handler_client
+            ).start()
             self._faults = Faults(kwok, sim)
             sim.attach_fencer(self._faults.power_off)
             self.timings["ready"] = round(time.monotonic() - started, 2)
@@ -79,6 +133,10 @@ class Testbed:
     def stop(self, *, keep_workdir: bool = False) -> None:
         if self._sim is not None:
             self._sim.stop()
+            if self._sim.ctx.handler_client is not None:
+                self._sim.ctx.handler_client.close()
+        if self._kubevirt is not None:
+            self._kubevirt.stop()
         if self._kwok is not None:
             self._kwok.stop()
         if self._plane is not None:
@@ -100,8 +158,15 @@ class Testbed:
         return self._require()[1]
 
     @property
+    def kubevirt(self) -> RealKubeVirt | None:
+        """KubeVirt's real virt-controller and virt-api (None with the simulated fallback)."""
+        self._require()
+        return self._kubevirt
+
+    @property
     def sim(self) -> KubeVirtSimulator:
-        """The simulated KubeVirt (virt-controller, virt-handler, fence agent)."""
+        """The simulated KubeVirt: virt-handler and the fence agent (plus virt-controller in the
+        simulated fallback)."""
         return self._require()[2]
 
     @property
@@ -215,4 +280,9 @@ class Testbed:
 
     def summary(self) -> str:
         plane, *_ = self._require()
-        return f"{plane.summary()}\n  testbed timings: {self.timings}"
+        return f"{plane.summary()}\n  KubeVirt: {self.describe_kubevirt()}\n  testbed timings: {self.timings}"
+
+    def describe_kubevirt(self) -> str:
+        if self.config.kubevirt is KubeVirtMode.REAL:
+            return "real virt-controller and virt-api (v1.7.0), simulated virt-handler"
+        return f"SIMULATED virt-controller and virt-handler, no virt-api ({KUBEVIRT_MODE_ENV}=simulated)"

@@ -127,15 +127,10 @@ async def _create_remediation(kube: Kube, action: CreateRemediation) -> None:
 
 
 async def _restart(kube: Kube, action: RestartVM) -> None:
-    """Remove the stuck instance the way KubeVirt would on its own once the node is known dead:
-    the launcher pod force-deleted (its kubelet will never confirm), the VMI marked Failed. The
-    VM controller then creates a new VMI, which the scheduler places on a healthy node."""
+    """Force-delete the stuck launcher pod (its fenced node's kubelet will never confirm): that is
+    the restart. virt-controller fails a VMI the moment its pod is gone, whatever the node's state
+    (watch/vmi/lifecycle.go), and the VM controller creates a new VMI, which the scheduler places on
+    a healthy node. Writing the VMI's status would change nothing: virt-api reverts VMI status
+    changes by anyone but KubeVirt's own service accounts (pinned in the testbed's tests)."""
     for pod in action.launcher_pods:
         await kube.force_delete_pod(action.namespace, pod)
-    if action.vmi_uid:
-        await kube.mark_vmi_failed(
-            action.namespace,
-            action.vmi_name,
-            action.vmi_uid,
-            f"node {action.from_node} failed and was fenced; restarted by kvha",
-        )

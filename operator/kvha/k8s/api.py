@@ -22,8 +22,6 @@ from kubernetes.client.exceptions import ApiException
 
 from kvha.constants import (
     GROUP,
-    KUBEVIRT_GROUP,
-    KUBEVIRT_VERSION,
     NODE_LEASE_NAMESPACE,
     OUT_OF_SERVICE_TAINT_EFFECT,
     OUT_OF_SERVICE_TAINT_KEY,
@@ -158,39 +156,7 @@ class Kube:
             if exc.status == 404:
                 return False
             raise
-        return True
-
-    @_threaded
-    def mark_vmi_failed(self, namespace: str, name: str, uid: str, message: str) -> bool:
-        """Set the VMI's phase to Failed, as virt-controller's node controller does for VMIs on a
-        dead node, so the VM controller replaces it. The uid precondition makes sure a new VMI of
-        the same name is never touched."""
-        patch = [
-            {"op": "test", "path": "/metadata/uid", "value": uid},
-            {"op": "replace", "path": "/status/phase", "value": "Failed"},
-            {"op": "add", "path": "/status/reason", "value": "NodeUnresponsive"},
-        ]
-        args = (KUBEVIRT_GROUP, KUBEVIRT_VERSION, namespace, "virtualmachineinstances", name, patch)
-        try:
-            # A JSON patch, not a merge patch: only it carries the uid test.
-            self.guard.check(f"marking VMI {namespace}/{name} Failed")
-            result = self._as_dict(
-                self.custom.patch_namespaced_custom_object(
-                    *args, _content_type=JSON_PATCH, _request_timeout=self.timeout
-                )
-            )
-            if (result.get("status") or {}).get("phase") != "Failed":
-                # KubeVirt's VMI CRD has no status subresource; should a future one add it, the
-                # write above is silently dropped and must go to /status instead.
-                self.guard.check(f"marking VMI {namespace}/{name} Failed")
-                self.custom.patch_namespaced_custom_object_status(
-                    *args, _content_type=JSON_PATCH, _request_timeout=self.timeout
-                )
-        except ApiException as exc:
-            if exc.status in (404, 409, 422):
-                return False  # gone already, or a newer VMI replaced it (uid test failed)
-            raise
-        log.info("marked VMI %s/%s Failed: %s", namespace, name, message)
+        log.info("force-deleted pod %s/%s", namespace, name)
         return True
 
     # --- kvha's own objects -----------------------------------------------------------------------

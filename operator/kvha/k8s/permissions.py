@@ -127,20 +127,6 @@ PERMISSIONS: tuple[Permission, ...] = (
         "where each VM runs, and its phase",
     ),
     Permission(
-        KUBEVIRT_GROUP,
-        "virtualmachineinstances",
-        ("patch",),
-        (f"{_API}mark_vmi_failed",),
-        "mark a VMI on a fenced node Failed so that KubeVirt replaces it",
-    ),
-    Permission(
-        KUBEVIRT_GROUP,
-        "virtualmachineinstances/status",
-        ("patch",),
-        (f"{_API}mark_vmi_failed",),
-        "the same write through /status, should VMIs get a status subresource",
-    ),
-    Permission(
         GROUP,
         "hapolicies",
         ("list", "watch"),

@@ -70,7 +70,7 @@ _FINAL_VMI_PHASES = ("Failed", "Succeeded")
 @dataclass(frozen=True, slots=True)
 class RestartVM:
     """Remove a stuck instance so KubeVirt recreates it elsewhere: actuation force-deletes the
-    launcher pod(s) and marks the VMI Failed (the VM's run strategy then starts a new one)."""
+    launcher pod(s); virt-controller then fails the VMI and the VM's run strategy starts a new one."""
 
     namespace: str
     name: str

@@ -16,8 +16,11 @@ from kvha_testbed.sim.ledger import GuestLedger
 class SimulatorConfig:
     """Timings of the simulated KubeVirt; defaults are short so tests see effects in seconds."""
 
-    # virt-handler refreshes the node's kubevirt.io/heartbeat annotation this often (real: 1 min).
+    # virt-handler refreshes the node's kubevirt.io/heartbeat annotation this often, waiting up to
+    # `heartbeat_jitter` times longer at random (real KubeVirt: 1 min and 1.2, so 60-132 s; see
+    # `kubevirt_cadence`). The simulated fallback's default beats fast for its short timeout.
     heartbeat_interval: float = 3.0
+    heartbeat_jitter: float = 0.0
     # virt-controller's node controller calls a node unresponsive after this long without a
     # heartbeat, sets kubevirt.io/schedulable=false and fails VMIs whose pod is gone (real: 5 min).
     heartbeat_timeout: float = 20.0
@@ -32,6 +35,12 @@ class SimulatorConfig:
     eviction_toleration_seconds: int | None = None
     # Simulated fence agent: time from remediation CR to "node powered off".
     fence_delay: float = 1.0
+
+    @classmethod
+    def kubevirt_cadence(cls) -> SimulatorConfig:
+        """virt-handler's real timings (pkg/virt-handler heartbeat: every minute, jitter 1.2) and
+        virt-controller's node controller's (stale after 5 min, recheck every minute)."""
+        return cls(heartbeat_interval=60.0, heartbeat_jitter=1.2, heartbeat_timeout=300.0, node_recheck_interval=60.0)
 
 
 class Power(enum.Enum):
@@ -86,6 +95,9 @@ class SimContext:
     caches: Caches
     vm_status_subresource: bool
     vmi_status_subresource: bool
+    # With real KubeVirt: virt-handler's own client (its service account); the simulator then
+    # plays only virt-handler. None: the simulator plays virt-controller too, as the admin.
+    handler_client: KubeClient | None = None
     errors: list[str] = field(default_factory=list)
 
     def record_error(self, message: str) -> None:

@@ -24,6 +24,7 @@ import hashlib
 from fractions import Fraction
 from typing import Any
 
+from kvha_testbed.objects import eviction_tolerations
 from kvha_testbed.sim.quantity import MI, format_cpu, format_memory, parse_quantity
 
 Obj = dict[str, Any]
@@ -134,18 +135,7 @@ def launcher_pod(
         if spec.get(field):
             pod_spec[field] = spec[field]
     if eviction_toleration_seconds is not None:
-        pod_spec["tolerations"] = [
-            *pod_spec.get("tolerations", []),
-            *(
-                {
-                    "key": key,
-                    "operator": "Exists",
-                    "effect": "NoExecute",
-                    "tolerationSeconds": eviction_toleration_seconds,
-                }
-                for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
-            ),
-        ]
+        pod_spec["tolerations"] = [*pod_spec.get("tolerations", []), *eviction_tolerations(eviction_toleration_seconds)]
     return {
         "apiVersion": "v1",
         "kind": "Pod",

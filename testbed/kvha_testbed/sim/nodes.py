@@ -10,6 +10,7 @@ whose pod is merely Terminating there stays Running: KubeVirt cannot know whethe
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 
@@ -21,6 +22,9 @@ from kvha_testbed.sim.vm_logic import FINAL_PHASES, deleting, set_condition
 from kvha_testbed.sim.vmi_logic import pod_alive, transition
 
 HEARTBEAT_ANNOTATION = "kubevirt.io/heartbeat"
+# virt-handler's node labeller reports the machine types the host's QEMU supports; launcher pods
+# of q35 VMs (the default) select on it.
+Q35_LABEL = "machine-type.node.kubevirt.io/q35"
 NODE_UNRESPONSIVE = "NodeUnresponsive"
 TICK = 0.5
 
@@ -45,7 +49,7 @@ class NodeAgents:
     def __init__(self, ctx: SimContext) -> None:
         self.ctx = ctx
         self._lock = threading.Lock()
-        self._last_beat: dict[str, float] = {}
+        self._next_beat: dict[str, float] = {}
         self._last_check: dict[str, float] = {}
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sim-node-ticker", daemon=True)
@@ -60,7 +64,7 @@ class NodeAgents:
     def beat_now(self, node: str) -> None:
         """Queue an immediate heartbeat (a node just came up)."""
         with self._lock:
-            self._last_beat.pop(node, None)
+            self._next_beat.pop(node, None)
         self.ctx.queue.add(("heartbeat", node))
 
     def _run(self) -> None:
@@ -74,8 +78,9 @@ class NodeAgents:
         names |= {(v.get("status") or {}).get("nodeName") or "" for v in self.ctx.caches.vmis.items()} - {""}
         with self._lock:
             for name in names:
-                if now - self._last_beat.get(name, -1e9) >= config.heartbeat_interval:
-                    self._last_beat[name] = now
+                if now >= self._next_beat.get(name, -1e9):
+                    jitter = random.uniform(0.0, config.heartbeat_jitter)  # noqa: S311 - timing, not security
+                    self._next_beat[name] = now + config.heartbeat_interval * (1.0 + jitter)
                     queue.add(("heartbeat", name))
                 if now - self._last_check.get(name, -1e9) >= config.node_recheck_interval:
                     self._last_check[name] = now
@@ -88,12 +93,12 @@ class NodeAgents:
         if node is None or not kwok_managed(node) or not self.ctx.power.up(name):
             return  # no node, or its virt-handler is down with it
         try:
-            self.ctx.client.patch(
+            (self.ctx.handler_client or self.ctx.client).patch(
                 NODES.path(name=name),
                 {
                     "metadata": {
                         "annotations": {HEARTBEAT_ANNOTATION: now_rfc3339()},
-                        "labels": {SCHEDULABLE_LABEL: "true"},
+                        "labels": {SCHEDULABLE_LABEL: "true", Q35_LABEL: "true"},
                     }
                 },
             )

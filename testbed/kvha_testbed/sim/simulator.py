@@ -1,8 +1,9 @@
 """KubeVirtSimulator: the composition root of the simulated KubeVirt.
 
-It stands in for virt-controller and virt-handler (and a medik8s fence agent) inside the test
-process, against the real API server: informers feed one work queue, a few worker threads run the
-controllers in this package, and the ledger records which guests really run. Scale comes from the
+It stands in for virt-handler and a medik8s fence agent inside the test process, beside KubeVirt's
+real virt-controller and virt-api (given `handler_client`); in the named fallback it plays
+virt-controller too. Informers feed one work queue, a few worker threads run the controllers in
+this package, and the ledger records which guests really run. Scale comes from the
 informer caches (one list+watch per kind, no per-VM polling) and from writing only on change.
 """
 
@@ -16,20 +17,43 @@ from types import TracebackType
 
 from kvha_testbed.crds import has_status_subresource
 from kvha_testbed.kube import NODES, PODS, VMIS, VMS, KubeClient, KubeError, Obj
-from kvha_testbed.sim.context import Caches, NodePower, SimContext, SimulatorConfig
+from kvha_testbed.sim.context import Caches, NodePower, SimContext, SimulatorConfig, now_rfc3339
 from kvha_testbed.sim.fence_agent import FenceAgent
+from kvha_testbed.sim.handler import sync_handler_vmi, write_vmi_status
 from kvha_testbed.sim.informer import Informer, WorkQueue, meta
-from kvha_testbed.sim.launcher import launcher_pod_name
 from kvha_testbed.sim.ledger import GuestLedger, Instance, vm_key
 from kvha_testbed.sim.nodes import NodeAgents
 from kvha_testbed.sim.vm_controller import sync_vm
 from kvha_testbed.sim.vmi_controller import CREATED_BY, sync_vmi
+from kvha_testbed.sim.vmi_logic import transition
 from kvha_testbed.waiting import wait_for
 
 log = logging.getLogger("kvha_testbed.sim")
 
 LAUNCHER_SELECTOR = "kubevirt.io=virt-launcher"
 _MAX_BACKOFF = 10.0
+
+
+def _completed_pod_status() -> Obj:
+    """What the kubelet reports when the launcher's compute container exits cleanly."""
+    now = now_rfc3339()
+    terminated = {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}
+    return {
+        "status": {
+            "phase": "Succeeded",
+            "conditions": [{"type": "Ready", "status": "False", "reason": "PodCompleted"}],
+            "containerStatuses": [
+                {
+                    "name": "compute",
+                    "ready": False,
+                    "restartCount": 0,
+                    "image": "virt-launcher",
+                    "imageID": "",
+                    "state": {"terminated": terminated},
+                }
+            ],
+        }
+    }
 
 
 def _owner_names(obj: Obj, kind: str) -> list[str]:
@@ -44,7 +68,11 @@ class KubeVirtSimulator:
     `fence_agent` handles medik8s remediation CRs.
     """
 
-    def __init__(self, client: KubeClient, config: SimulatorConfig | None = None) -> None:
+    def __init__(
+        self, client: KubeClient, config: SimulatorConfig | None = None, *, handler_client: KubeClient | None = None
+    ) -> None:
+        """`handler_client` (virt-handler's service account) means real KubeVirt runs beside us:
+        the simulator then plays only virt-handler (sim/handler.py) and the fence agent."""
         self.client = client
         self.config = config or SimulatorConfig()
         self.ledger = GuestLedger()
@@ -76,6 +104,7 @@ class KubeVirtSimulator:
             caches=caches,
             vm_status_subresource=True,
             vmi_status_subresource=False,
+            handler_client=handler_client,
         )
         self.nodes = NodeAgents(self.ctx)
         self.fence_agent = FenceAgent(self.ctx)
@@ -176,6 +205,19 @@ class KubeVirtSimulator:
         for vmi in self.vmis_on(node):
             self.queue.add(("vmi", meta(vmi)["namespace"], meta(vmi)["name"]))
 
+    def guest_crash(self, namespace: str, name: str) -> None:
+        """The guest of a running VM died (QEMU crashed); its launcher pod still looks fine.
+
+        virt-handler notices the missing domain and reports the VMI Failed, which is what
+        RerunOnFailure restarts on.
+        """
+        vmi = self.client.get(VMIS.path(namespace, name))
+        node = (vmi.get("status") or {}).get("nodeName") or ""
+        if not self.power.up(node):
+            raise RuntimeError(f"{namespace}/{name} runs on {node}, which is {self.power.get(node).value}")
+        self.ledger.stop(vmi["metadata"]["uid"], reason="guest crashed")
+        self.queue.add(("vmi", namespace, name))
+
     def guest_shutdown(self, namespace: str, name: str) -> None:
         """The guest OS of a running VM powered itself off: its launcher pod completes.
 
@@ -188,37 +230,37 @@ class KubeVirtSimulator:
         if not self.power.up(node):
             raise RuntimeError(f"{namespace}/{name} runs on {node}, which is {self.power.get(node).value}")
         self.ledger.stop(uid, reason="guest shut down")
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self.client.patch(
-            PODS.path(namespace, launcher_pod_name(name, uid), "status"),
-            {
-                "status": {
-                    "phase": "Succeeded",
-                    "conditions": [{"type": "Ready", "status": "False", "reason": "PodCompleted"}],
-                    "containerStatuses": [
-                        {
-                            "name": "compute",
-                            "ready": False,
-                            "restartCount": 0,
-                            "image": "virt-launcher",
-                            "imageID": "",
-                            "state": {
-                                "terminated": {
-                                    "exitCode": 0,
-                                    "reason": "Completed",
-                                    "startedAt": now,
-                                    "finishedAt": now,
-                                }
-                            },
-                        }
-                    ],
-                }
-            },
-        )
+        pods, _ = self.client.list(PODS.path(namespace), label_selector=f"{CREATED_BY}={uid}")
+        for pod in pods:
+            try:
+                self.client.patch(PODS.path(namespace, pod["metadata"]["name"], "status"), _completed_pod_status())
+            except KubeError as error:
+                if not error.not_found:
+                    raise
+        if not self.simulates_virt_controller:
+            self._report_succeeded(namespace, name, uid)
+
+    def _report_succeeded(self, namespace: str, name: str, uid: str) -> None:
+        """virt-handler's report of a domain that shut down (re-read and retried on conflicts)."""
+        for _ in range(20):
+            vmi = self.client.get_or_none(VMIS.path(namespace, name))
+            if vmi is None or vmi["metadata"]["uid"] != uid:
+                return
+            status = vmi.get("status") or {}
+            if write_vmi_status(self.ctx, vmi, transition(status, "Succeeded", now_rfc3339())):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"could not report {namespace}/{name} Succeeded: conflicts")
 
     # ----------------------------------------------------------------------------- events
 
+    @property
+    def simulates_virt_controller(self) -> bool:
+        return self.ctx.handler_client is None
+
     def _on_vm(self, _kind: str, old: Obj | None, new: Obj | None) -> None:
+        if not self.simulates_virt_controller:
+            return  # the real virt-controller's business
         obj = new or old or {}
         self.queue.add(("vm", meta(obj).get("namespace", ""), meta(obj).get("name", "")))
 
@@ -226,8 +268,9 @@ class KubeVirtSimulator:
         obj = new or old or {}
         namespace = meta(obj).get("namespace", "")
         self.queue.add(("vmi", namespace, meta(obj).get("name", "")))
-        for owner in _owner_names(obj, "VirtualMachine"):
-            self.queue.add(("vm", namespace, owner))
+        if self.simulates_virt_controller:
+            for owner in _owner_names(obj, "VirtualMachine"):
+                self.queue.add(("vm", namespace, owner))
 
     def _on_pod(self, _kind: str, old: Obj | None, new: Obj | None) -> None:
         obj = new or old or {}
@@ -257,10 +300,14 @@ class KubeVirtSimulator:
         match key:
             case ("vm", namespace, name):
                 sync_vm(self.ctx, namespace, name)
-            case ("vmi", namespace, name):
+            case ("vmi", namespace, name) if self.simulates_virt_controller:
                 sync_vmi(self.ctx, namespace, name)
-            case ("node", name):
+            case ("vmi", namespace, name):
+                sync_handler_vmi(self.ctx, namespace, name)
+            case ("node", name) if self.simulates_virt_controller:
                 self.nodes.check(name)
+            case ("node", _name):
+                pass  # KubeVirt's own node controller judges heartbeats
             case ("heartbeat", name):
                 self.nodes.heartbeat(name)
             case ("remediation", plural, namespace, name):

@@ -21,7 +21,7 @@ RETRY_AFTER_CONFLICT = 0.2
 
 def sync_vmi(ctx: SimContext, namespace: str, name: str) -> None:
     vmi = ctx.caches.vmis.get(namespace, name)
-    _reap_orphaned_guests(ctx, namespace, name, current_uid=(vmi or {}).get("metadata", {}).get("uid"))
+    reap_orphaned_guests(ctx, namespace, name, current_uid=(vmi or {}).get("metadata", {}).get("uid"))
     if vmi is None:
         return
     if deleting(vmi):
@@ -29,7 +29,7 @@ def sync_vmi(ctx: SimContext, namespace: str, name: str) -> None:
         return
     uid = vmi["metadata"]["uid"]
     node = (vmi.get("status") or {}).get("nodeName") or ""
-    pods = _pods_of(ctx, vmi)
+    pods = pods_of(ctx, vmi)
     plan = plan_vmi(
         vmi, pods, node_up=ctx.power.up(node) if node else True, guest_live=_live(ctx, uid), now=now_rfc3339()
     )
@@ -63,7 +63,7 @@ def _live(ctx: SimContext, uid: str) -> bool:
     return instance is not None and instance.live
 
 
-def _pods_of(ctx: SimContext, vmi: Obj) -> list[Obj]:
+def pods_of(ctx: SimContext, vmi: Obj) -> list[Obj]:
     """Launcher pods of this VMI; an empty cache answer is double-checked against the API.
 
     The cache may lag our own pod create by a few milliseconds; mistaking that for "the pod
@@ -99,11 +99,18 @@ def _patch_vmi(ctx: SimContext, vmi: Obj, *, status: Obj, labels: dict[str, str]
             metadata: Obj = {**guard, "labels": labels} if labels else guard
             ctx.caches.vmis.observe(ctx.client.patch(path, {"metadata": metadata, "status": status}))
     except KubeError as error:
-        if error.conflict or error.not_found:
-            ctx.queue.add_after(("vmi", meta["namespace"], meta["name"]), RETRY_AFTER_CONFLICT)
+        if requeued_when_stale(ctx, meta, error):
             return False
         raise
     return True
+
+
+def requeued_when_stale(ctx: SimContext, meta: Obj, error: KubeError) -> bool:
+    """A VMI write lost to a newer version (409) or a deletion (404): look again shortly. True if so."""
+    if error.conflict or error.not_found:
+        ctx.queue.add_after(("vmi", meta["namespace"], meta["name"]), RETRY_AFTER_CONFLICT)
+        return True
+    return False
 
 
 def _finish_deletion(ctx: SimContext, vmi: Obj) -> None:
@@ -137,7 +144,7 @@ def _finish_deletion(ctx: SimContext, vmi: Obj) -> None:
         raise
 
 
-def _reap_orphaned_guests(ctx: SimContext, namespace: str, name: str, *, current_uid: str | None) -> None:
+def reap_orphaned_guests(ctx: SimContext, namespace: str, name: str, *, current_uid: str | None) -> None:
     """Guests of this VM whose VMI no longer exists die if their node is up (virt-handler cleans up).
 
     On a partitioned node they keep running: that is the split-brain hazard the ledger watches.

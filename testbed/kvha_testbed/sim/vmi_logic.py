@@ -86,15 +86,13 @@ def plan_vmi(vmi: Obj, pods: list[Obj], *, node_up: bool, guest_live: bool, now:
 def _without_pod(status: Obj, current: str, *, node_up: bool, now: str) -> VmiPlan:
     if current == "Pending":
         return VmiPlan(create_pod=True, status=transition(status, "Scheduling", now))
-    if current in ("Scheduling", "Scheduled"):
-        return VmiPlan(status=transition(status, "Failed", now))  # launcher pod vanished before boot
-    if node_up:
-        # virt-handler saw the domain vanish with its pod (the kubelet killed the container).
-        return VmiPlan(
-            status={**transition(status, "Failed", now), "reason": "PodTerminated"},
-            stop_guest="launcher pod deleted on a live node",
-        )
-    return VmiPlan()  # node unreachable: only the node controller may act, after the heartbeat timeout
+    # As virt-controller's lifecycle.go: a VMI whose pod object is gone is Failed at once, whatever
+    # its node's state. The guest dies only if the node is up to kill it (a partitioned node's
+    # guest runs on: the split-brain hazard).
+    return VmiPlan(
+        status=transition(status, "Failed", now),
+        stop_guest="launcher pod deleted on a live node" if node_up and current == "Running" else None,
+    )
 
 
 def _follow_pod(status: Obj, current: str, pod: Obj, *, node_up: bool, guest_live: bool, now: str) -> VmiPlan:

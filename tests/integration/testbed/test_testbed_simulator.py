@@ -1,18 +1,30 @@
-"""The simulated KubeVirt against the real control plane: the behaviour kvha builds on, pinned."""
+"""The simulated fallback (KubeVirtMode.SIMULATED) against the real control plane, pinned.
+
+The session testbed runs KubeVirt's real controllers; these tests get a simulated one of their own.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from kvha_testbed.build import ensure_built
 from kvha_testbed.kube import FENCE_AGENTS_REMEDIATIONS, NODES, PODS, SELF_NODE_REMEDIATIONS, VMIS, VMS
 from kvha_testbed.kubevirt_sim import Power, vm_key
 from kvha_testbed.objects import vm_manifest
-from kvha_testbed.testbed import Testbed
+from kvha_testbed.testbed import KubeVirtMode, Testbed, TestbedConfig
 from kvha_testbed.waiting import holds_for, wait_for
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def plane() -> Iterator[Testbed]:
+    with Testbed(ensure_built(), TestbedConfig(kubevirt=KubeVirtMode.SIMULATED)) as bed:
+        yield bed
+
 
 Obj = dict[str, Any]
 
@@ -45,11 +57,11 @@ def _wait_unreachable(plane: Testbed, node: str) -> None:
 
 
 def _kvha_style_restart(plane: Testbed, namespace: str, vmi: Obj) -> None:
-    """What the operator does for a fenced node: force-delete the launcher, mark the VMI Failed."""
+    """What the operator does for a fenced node: force-delete the launcher (that is the restart:
+    a VMI without its pod is Failed at once, and the VM controller replaces it)."""
     _wait_unreachable(plane, vmi["status"]["nodeName"])
     launcher = _launcher(plane, namespace, vmi["metadata"]["name"])
     plane.client.delete(PODS.path(namespace, launcher["metadata"]["name"]), grace_seconds=0)
-    plane.client.patch(VMIS.path(namespace, vmi["metadata"]["name"]), {"status": {"phase": "Failed"}})
 
 
 def test_baseline_without_ha_the_vm_stays_stuck(plane: Testbed, namespace: str, nodes) -> None:
@@ -159,10 +171,13 @@ def test_restart_without_fencing_is_recorded_as_split_brain(plane: Testbed, name
 
 
 def test_node_controller_fails_podless_vmi_on_dead_node(plane: Testbed, namespace: str, nodes) -> None:
-    """KubeVirt's own recovery path: pod gone and heartbeat stale -> VMI Failed (NodeUnresponsive)."""
+    """Pod gone on a dead node: the VMI is Failed (at once, as real virt-controller does; the node
+    controller's NodeUnresponsive would follow after the heartbeat timeout) and replaced."""
     nodes(3, cpu=4, memory="8Gi")
     vmi = _start_vm(plane, namespace, "orphan")
     plane.faults.power_off(vmi["status"]["nodeName"])
+    # Before the taints, the scheduler would put the replacement on the dead node (still Ready).
+    _wait_unreachable(plane, vmi["status"]["nodeName"])
     launcher = _launcher(plane, namespace, "orphan")
     plane.client.delete(PODS.path(namespace, launcher["metadata"]["name"]), grace_seconds=0)
 

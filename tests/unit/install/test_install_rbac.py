@@ -259,7 +259,6 @@ def test_the_scan_sees_the_calls_it_should() -> None:
     uses = {(u.pointer, u.triple) for u in code_uses()}
     assert ("kvha.k8s.api:Kube.set_out_of_service_taint", ("", "nodes", "patch")) in uses
     assert ("kvha.k8s.api:Kube.force_delete_pod", ("", "pods", "delete")) in uses
-    assert ("kvha.k8s.api:Kube.mark_vmi_failed", ("kubevirt.io", "virtualmachineinstances", "patch")) in uses
     assert ("kvha.k8s.api:Kube.create_nodefailover", ("kvha.io", "nodefailovers", "create")) in uses
     assert ("kvha.k8s.leader:LeaderElector.release", ("coordination.k8s.io", "leases", "update")) in uses
     assert ("kvha.handlers.indices:node_index", ("", "nodes", "watch")) in uses

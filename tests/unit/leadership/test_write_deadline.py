@@ -38,7 +38,6 @@ def _writes(kube: Kube) -> list[Any]:
         kube.patch_status("nodefailovers", "nf-1", {"phase": "Fencing"}, resource_version="41"),
         kube.set_out_of_service_taint("node-1", present=True),
         kube.force_delete_pod("apps", "virt-launcher-db-1"),
-        kube.mark_vmi_failed("apps", "db-1", "uid-1", "node failed"),
         kube.create_nodefailover({"metadata": {"name": "nf-2"}}),
         kube.create_object(api_version="x.io/v1", plural="things", body={"metadata": {"name": "n"}}, namespace="ns"),
         kube.delete_object(api_version="x.io/v1", plural="things", name="n", namespace="ns"),

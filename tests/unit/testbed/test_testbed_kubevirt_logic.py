@@ -121,9 +121,12 @@ def test_pod_gone_on_live_node_fails_the_vmi_and_kills_the_guest() -> None:
     assert plan.stop_guest
 
 
-def test_pod_gone_on_dead_node_changes_nothing_until_the_node_controller_acts() -> None:
+def test_pod_gone_on_dead_node_fails_the_vmi_but_the_guest_may_live_on() -> None:
+    """Real virt-controller (watch/vmi/lifecycle.go) fails a podless VMI whatever its node's state;
+    on a partitioned node nobody kills the guest."""
     plan = plan_vmi(_vmi("Running"), [], node_up=False, guest_live=True, now=NOW)
-    assert plan.status is None
+    assert plan.status is not None
+    assert plan.status["phase"] == "Failed"
     assert not plan.stop_guest
 
 
