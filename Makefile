@@ -1,6 +1,6 @@
 # kvha — the two commands of a fresh machine are `make demo` and `make test`.
 # Everything installs itself: a virtual environment from pyproject.toml, and the testbed's
-# Kubernetes binaries built from Go modules into ~/.cache/kvha-testbed (first time: see README).
+# Kubernetes binaries built from Go modules into ~/.cache/kvha-testbed (first time: ~15 min on 2 cores).
 
 PYTHON ?= python3
 VENV ?= .venv
