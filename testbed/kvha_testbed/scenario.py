@@ -212,6 +212,18 @@ class Scenario:
     def annotate_node(self, node: str, key: str, value: str | None) -> None:
         self.kube.patch(f"/api/v1/nodes/{node}", {"metadata": {"annotations": {key: value}}})
 
+    def power_off_until_restored(self, host: str, *, restored: int = 1) -> None:
+        """Power `host` off, confirm the fencing its incident asks for, and wait until `restored` of
+        its VMs run again: the point "mid-restart" at which the takeover scenarios strike."""
+        self.bed.faults.power_off(host)
+        self.failover(phase="Fencing")
+        self.confirm_fenced(host)
+        wait_for(
+            lambda: (self.failover().get("status") or {}).get("restored", 0) >= restored,
+            what=f"{restored} VM(s) of {host} to be restored",
+            timeout=90,
+        )
+
     def has_taint(self, node: str, key: str) -> bool:
         taints = self.kube.get(NODES.path(name=node))["spec"].get("taints") or []
         return any(t["key"] == key for t in taints)

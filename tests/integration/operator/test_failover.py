@@ -255,14 +255,7 @@ def test_operator_killed_mid_incident_resumes_without_losing_or_doubling_vms(sce
     )
     first = scene.operator("kvha-0").start()
 
-    scene.bed.faults.power_off(host_a)
-    scene.failover(phase="Fencing")
-    scene.confirm_fenced(host_a)
-    wait_for(
-        lambda: (scene.failover().get("status") or {}).get("restored", 0) >= 1,
-        what="the first VM to be restored",
-        timeout=90,
-    )
+    scene.power_off_until_restored(host_a)
     first.kill()  # SIGKILL: no lease release, no status flush
     partial = scene.failover()["status"]
     assert partial["phase"] == "Restarting", partial

@@ -59,14 +59,7 @@ def test_blackholed_leader_stops_writing_before_the_standby_takes_over(scenario:
             wait_leader=False
         )
 
-        scene.bed.faults.power_off(host_a)
-        scene.failover(phase="Fencing")
-        scene.confirm_fenced(host_a)
-        wait_for(
-            lambda: (scene.failover().get("status") or {}).get("restored", 0) >= 1,
-            what="the first VM to be restored",
-            timeout=90,
-        )
+        scene.power_off_until_restored(host_a)
         proxy.blackhole()  # mid-restart: the leader's renewals and writes go nowhere
         assert scene.failover()["status"]["restored"] < len(names), "blackholed too late to be mid-restart"
         standby.wait_leader(timeout=30)
