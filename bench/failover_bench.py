@@ -36,6 +36,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from incident_timing import POLL, Moments, median, really_running, spread, watch_incident
@@ -219,6 +220,7 @@ def baseline_run(bed: Testbed, args: argparse.Namespace) -> dict[str, int]:
 # ----------------------------------------------------------------------------- part 3: scale
 
 
+@dataclass
 class Window:
     """Request lines the operator logged between two points of its log, and its CPU time meanwhile."""
 
