@@ -25,8 +25,9 @@ Throughout, kvha_testbed.policy_watch samples the policy's `unhealthyNodes` next
 of powered-off nodes, storms and NodeFailovers of live nodes: issue 15's checks, PASS/FAIL per phase.
 Dead hosts stay off until the end (a revived node may rightly count as unhealthy for a while).
 
-The watch-event lag row reads a metric the operator exports (any `kvha_*lag*` family: a histogram
-gives its p99, a gauge the p99 of its samples); without one it prints "n/a (metric missing)".
+The watch-event lag row reads a metric the operator exports (any `kvha_*lag*` family, or whatever
+`--lag-metric` names: a histogram gives its p99, a gauge the p99 of its samples); without one it
+prints "n/a (metric missing)".
 Prints figures and PASS/FAIL; exits 0 either way.
 """
 
@@ -117,17 +118,18 @@ def histogram_quantile(buckets: Sequence[tuple[dict[str, str], float]], quantile
 class LagProbe:
     """Issue 11's watch-event lag (Lease renewed -> kvha has it), from the operator's own metric."""
 
+    contains: str = "lag"
     gauge_values: list[float] = field(default_factory=list)
     name: str = ""
 
     def sample(self, op: OperatorProcess) -> None:
-        for name, samples in metric_samples(op, "lag").items():
+        for name, samples in metric_samples(op, self.contains).items():
             if not name.endswith(("_bucket", "_sum", "_count", "_created")):
                 self.name = self.name or name
                 self.gauge_values.extend(v for _, v in samples)
 
     def p99(self, op: OperatorProcess) -> tuple[float | None, str]:
-        families = metric_samples(op, "lag")
+        families = metric_samples(op, self.contains)
         for name, samples in families.items():
             if name.endswith("_bucket"):
                 return histogram_quantile(samples, 0.99), f"{name[: -len('_bucket')]} (histogram)"
@@ -280,7 +282,7 @@ def one_run(
 
     step(f"Run {index}: steady state for {args.steady:.0f}s (Leases renewing, one dead host, incident over)")
     time.sleep(5)
-    figures.update(steady_state(leader, standby, seconds=args.steady, lag=LagProbe(), result=result))
+    figures.update(steady_state(leader, standby, seconds=args.steady, lag=LagProbe(args.lag_metric), result=result))
 
     step(f"Run {index}: the leader is SIGKILLed; the standby takes over")
     result.checks += acceptance(watch, phase="fresh start", since=since_wall, recovery=recovery_a, limit=limit)
@@ -481,6 +483,7 @@ def main() -> None:
     parser.add_argument("--after-ready", type=float, default=30, help="power-off this long after ready (30)")
     parser.add_argument("--start-timeout", type=float, default=600, help="seconds to wait for ready/evaluation")
     parser.add_argument("--give-up", type=float, default=120, help="seconds after a power-off to stop waiting")
+    parser.add_argument("--lag-metric", default="lag", help="the lag row reads kvha_ metrics containing this")
     parser.add_argument("--log-dir", default="", help="where the operators' logs go (default: a temp dir)")
     args = parser.parse_args()
     if args.vms < args.runs * (args.host_vms + args.kvha_vms) or args.nodes <= 2 * args.runs:
