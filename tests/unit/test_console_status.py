@@ -65,7 +65,7 @@ def test_status_lists_open_incidents_first_then_the_recent_finished_ones() -> No
     text = render_status(items, recent=1)
     summary = text.splitlines()[:3]
     assert [line.split()[0] for line in summary] == ["NAME", "live", "old"]
-    assert summary[1].split()[:6] == ["live", "host-1", "Restarting", "1/2", "1", "open"]
+    assert summary[1].split()[:6] == ["live", "host-1", "Restarting", "1/2", "1", "yes"]
     assert "==> NodeFailover live" in text
     assert "older" not in text
     assert render_status([]) == "No NodeFailovers: no node incident so far."

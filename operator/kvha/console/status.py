@@ -16,7 +16,8 @@ def _open(failover: Obj) -> bool:
 
 
 def render_status(failovers: Sequence[Obj], *, recent: int = 3) -> str:
-    """Every NodeFailover still driven, then the `recent` latest finished ones, newest first."""
+    """Every open NodeFailover (kvha still drives it: a Completed one whose VMs wait for capacity
+    stays open), then the `recent` latest finished ones, newest first."""
     newest_first = sorted(failovers, key=lambda f: str((f.get("spec") or {}).get("detectedAt", "")), reverse=True)
     shown = [f for f in newest_first if _open(f)] + [f for f in newest_first if not _open(f)][:recent]
     if not shown:
@@ -31,11 +32,11 @@ def render_status(failovers: Sequence[Obj], *, recent: int = 3) -> str:
                 status.get("phase", "Detected"),
                 f"{status.get('restored', 0)}/{status.get('total', 0)}",
                 str(status.get("waiting", 0)),
-                "open" if _open(failover) else "finished",
+                "yes" if _open(failover) else "no",
                 status.get("message", ""),
             ]
         )
-    lines = format_table(["NAME", "NODE", "PHASE", "RESTORED", "WAITING", "", "MESSAGE"], rows, indent="")
+    lines = format_table(["NAME", "NODE", "PHASE", "RESTORED", "WAITING", "OPEN", "MESSAGE"], rows, indent="")
     for failover in shown:
         lines += ["", f"==> NodeFailover {failover['metadata']['name']}", render_table(from_failover(failover))]
     return "\n".join(lines)
