@@ -140,7 +140,7 @@ def _replicas(scene: Scenario, *, spare_memory: str) -> tuple[str, str, str]:
 def test_a_replica_restarts_only_on_a_host_without_its_peer(scenario: Scenario) -> None:
     scene = scenario
     # The peer's host has the most free memory: only the anti-affinity keeps db-1 off it.
-    dead, peer, spare = _replicas(scene, spare_memory="8Gi")
+    dead, _peer, spare = _replicas(scene, spare_memory="8Gi")
     text = kvha(scene, "plan", "--fail", dead)
     assert row(text, f"{scene.namespace}/db-1")[3:6] == [spare, "1", "Restarted"]
 
