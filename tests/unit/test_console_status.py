@@ -49,7 +49,7 @@ def test_the_timeline_counts_from_the_failure_when_known_and_from_detection_othe
     lines = demo.splitlines()
     assert lines[0] == "Host host-1 failed at 13:25:19 (t=0)."
     assert lines[1] == "  detected   t=   9.0s   (NodeFailover opened)"
-    assert lines[5].split() == ["VM", "PRIORITY", "RESTARTED", "RUNNING", "NOW", "ON", "STATE"]
+    assert lines[5].split() == ["VM", "priority", "restarted", "running", "now", "on", "state"]
     assert lines[6].split()[:2] == ["db-2", "Highest"]  # priority first, whatever the state
     assert lines[7].split() == ["app-1", "High", "11.0s", "12.5s", "host-3", "Running"]
     status = render_table(from_failover(failover("f", finished=True)))

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kvha.console.table import format_table
 from kvha.models.base import Priority
 from kvha.models.timeutil import parse_time
 
@@ -103,16 +102,11 @@ def render_table(timeline: IncidentTimeline) -> str:
             rank = 0
         return rank, vm.running if vm.running is not None else 1e9, vm.name
 
-    rows = [
-        [
-            vm.name,
-            vm.priority,
-            _seconds(vm.restarted).strip(),
-            _seconds(vm.running).strip(),
-            vm.new_node or "-",
-            vm.state if not vm.reason or vm.state == "Running" else f"{vm.state}: {vm.reason}",
-        ]
-        for vm in sorted(timeline.vms, key=order)
-    ]
-    lines += format_table(["VM", "PRIORITY", "RESTARTED", "RUNNING", "NOW ON", "STATE"], rows)
+    lines.append(f"  {'VM':<14} {'priority':<9} {'restarted':>10} {'running':>9}  {'now on':<22} state")
+    for vm in sorted(timeline.vms, key=order):
+        state = vm.state if not vm.reason or vm.state == "Running" else f"{vm.state}: {vm.reason}"
+        lines.append(
+            f"  {vm.name:<14} {vm.priority:<9} {_seconds(vm.restarted):>10} {_seconds(vm.running):>9}  "
+            f"{vm.new_node or '-':<22} {state}"
+        )
     return "\n".join(lines)

@@ -31,6 +31,7 @@ from kvha.detection import (
     NodeSightings,
     Sighting,
     StormState,
+    Verdict,
     assess_watched,
     recorded_storm,
     storm_guard,
@@ -121,10 +122,7 @@ def what_if(
     *, policy_name: str, policy: HAPolicySpec, status: HAPolicyStatus, read: ClusterRead, failed: Sequence[str]
 ) -> WhatIf:
     """The failover of `failed` under `policy`, wave by wave, from one read of the cluster."""
-    instant = Instant(monotonic=0.0, wall=read.now)
-    verdicts = assess_watched(
-        nodes=read.nodes, leases=read.leases, sightings=_seen_now(read.nodes, instant), policy=policy, now=instant
-    )
+    verdicts = _verdicts(policy, read)
     lost = set(failed)
     watched_failed = tuple(n for n in failed if n in verdicts)
     healthy = [
@@ -151,7 +149,8 @@ def what_if(
         topology=PodTopology(nodes=read.nodes, pods=read.pods, namespace_labels=read.namespace_labels),
     )
     replay = _Replay(policy=policy, read=read, failed=watched_failed, healthy=healthy, vms=selected)
-    rows = replay.held(f"held by the storm guard: {storm.message}") if storm.blocks_action else replay.run()
+    # The storm's message is the plan's own (`WhatIf.storm`); each VM just says what holds it.
+    rows = replay.held("held by the storm guard") if storm.blocks_action else replay.run()
     capacity_after = protected_capacity(
         policy=policy,
         protected=running_protected(
@@ -175,10 +174,7 @@ def what_if(
 
 def worst_case_hosts(*, policy: HAPolicySpec, read: ClusterRead, count: int) -> list[WorstHost]:
     """The `count` hosts whose loss admission control counts as the worst case, with their demand."""
-    instant = Instant(monotonic=0.0, wall=read.now)
-    verdicts = assess_watched(
-        nodes=read.nodes, leases=read.leases, sightings=_seen_now(read.nodes, instant), policy=policy, now=instant
-    )
+    verdicts = _verdicts(policy, read)
     healthy = [n for n in read.nodes if n.name in verdicts and verdicts[n.name].health is Health.HEALTHY]
     selected = [vm for vm in read.vms if selects(policy, vm, read.namespace_labels.get(vm.namespace, {}))]
     protections = _protections(policy, selected)
@@ -332,6 +328,14 @@ def _launchers(pods: Iterable[PodView]) -> dict[str, list[PodView]]:
         if pod.vmi_uid:
             by_uid.setdefault(pod.vmi_uid, []).append(pod)
     return by_uid
+
+
+def _verdicts(policy: HAPolicySpec, read: ClusterRead) -> dict[str, Verdict]:
+    """Detection's verdict on every watched node, from this one read."""
+    instant = Instant(monotonic=0.0, wall=read.now)
+    return assess_watched(
+        nodes=read.nodes, leases=read.leases, sightings=_seen_now(read.nodes, instant), policy=policy, now=instant
+    )
 
 
 def _seen_now(nodes: Collection[NodeView], now: Instant) -> dict[str, NodeSightings]:
