@@ -30,50 +30,35 @@ KubeVirt and fence agent):
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import re
 import statistics
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from incident_timing import POLL, Moments, median, really_running, spread, watch_incident
 from kvha.settings import OperatorSettings
 from kvha_testbed.build import ensure_built
 from kvha_testbed.demo import _fencing_spec, step
-from kvha_testbed.kube import LEASES, NAMESPACES, NODES, PODS, VMS
-from kvha_testbed.kwok import node_manifest, node_ready
-from kvha_testbed.objects import vm_manifest
+from kvha_testbed.estate import scale_testbed_config, stage_fleet, stage_victim, vm_state, wait_running
+from kvha_testbed.kube import NAMESPACES, NODES, PODS
 from kvha_testbed.operator_process import OperatorProcess
-from kvha_testbed.plane import PlaneConfig
+from kvha_testbed.policy_watch import PolicyWatch, describe_policy, oldest_live_lease
 from kvha_testbed.scenario import FAST_DETECTION, Scenario
-from kvha_testbed.sim.context import Power, SimulatorConfig
-from kvha_testbed.testbed import Testbed, TestbedConfig
+from kvha_testbed.sim.context import Power
+from kvha_testbed.testbed import Testbed
 from kvha_testbed.waiting import wait_for
-from testbed_bench import _descendants, _rss_bytes
+from proc_stats import RssSampler, cpu_seconds, tree_rss
 
-Obj = dict[str, Any]
-POLL = 0.1
+Obj = dict[str, object]
 DEFAULTS = OperatorSettings()
 # Fencing through the simulated fence agent: kvha creates a SelfNodeRemediation, the agent powers
 # the host off and reports success; demo.py stages the template the same way.
 REMEDIATION = argparse.Namespace(fencing="remediation")
-RESERVED_TAINT = {"key": "kvha-bench/reserved", "value": "true", "effect": "NoSchedule"}
 _REQUEST = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) (\S+) HTTP/1\.1" (\d{3})')
-
-
-def median(values: Sequence[float]) -> str:
-    return f"{statistics.median(values):5.1f}s" if values else "   n/a"
-
-
-def spread(values: Sequence[float]) -> str:
-    return " / ".join(f"{v:.1f}" for v in values)
 
 
 # ----------------------------------------------------------------------------- staging
@@ -82,36 +67,6 @@ def spread(values: Sequence[float]) -> str:
 def new_scene(bed: Testbed, slug: str) -> Scenario:
     """A scenario with its own namespace and node names (`<slug>-host-N`), as the pytest fixtures make."""
     return Scenario.standalone(bed, slug)
-
-
-def vm_state(bed: Testbed, namespace: str) -> dict[str, Obj]:
-    """VMIs of a namespace by name, from the simulator's watch cache (no API request)."""
-    return {
-        vmi["metadata"]["name"]: vmi
-        for vmi in bed.sim.ctx.caches.vmis.items()
-        if vmi["metadata"].get("namespace") == namespace
-    }
-
-
-def wait_running(bed: Testbed, namespace: str, names: Iterable[str], *, timeout: float) -> None:
-    wanted = set(names)
-    started = time.monotonic()
-    last_report = started
-
-    def count() -> int:
-        vms = (vm for vm in bed.sim.ctx.caches.vms.items() if vm["metadata"].get("namespace") == namespace)
-        return sum(
-            vm["metadata"]["name"] in wanted and (vm.get("status") or {}).get("printableStatus") == "Running"
-            for vm in vms
-        )
-
-    while (running := count()) < len(wanted):
-        if time.monotonic() - last_report > 15:
-            print(f"    ... {running}/{len(wanted)} VMs Running after {time.monotonic() - started:.0f}s", flush=True)
-            last_report = time.monotonic()
-        if time.monotonic() - started > timeout:
-            raise TimeoutError(f"only {running}/{len(wanted)} VMs of {namespace} Running after {timeout:.0f}s")
-        time.sleep(0.5)
 
 
 def stage_host_with_vms(scene: Scenario, *, vms: int, others: int) -> tuple[str, list[str], list[str]]:
@@ -147,119 +102,7 @@ def tear_down(scene: Scenario, nodes: Iterable[str]) -> None:
         print(f"    (cleanup still running: {error})", flush=True)
 
 
-def really_running(scene: Scenario, names: Iterable[str], *, not_on: str) -> int:
-    """VMs with a live guest somewhere other than `not_on`, by the simulator's ground truth."""
-    return sum(
-        any(i.node != not_on for i in scene.bed.ledger.live_instances(f"{scene.namespace}/{name}")) for name in names
-    )
-
-
 # ----------------------------------------------------------------------------- part 1: recovery
-
-
-@dataclass
-class Moments:
-    """Wall-clock moments (time.time()) first seen by the 0.1 s poll."""
-
-    power_off: float
-    created: float | None = None
-    fenced: float | None = None
-    completed: float | None = None
-    marked: dict[str, float] = field(default_factory=dict)
-    replaced: dict[str, float] = field(default_factory=dict)
-    running: dict[str, float] = field(default_factory=dict)
-    failover: Obj | None = None
-    # (wall time, operator CPU seconds) when fencing was first seen confirmed and when the last
-    # old VMI was first seen marked Failed: how busy the operator was while it acted.
-    cpu_fenced: tuple[float, float] | None = None
-    cpu_marked: tuple[float, float] | None = None
-
-    def operator_cpu_share(self) -> float | None:
-        if self.cpu_fenced is None or self.cpu_marked is None or self.cpu_marked[0] <= self.cpu_fenced[0]:
-            return None
-        return (self.cpu_marked[1] - self.cpu_fenced[1]) / (self.cpu_marked[0] - self.cpu_fenced[0])
-
-    def mark_spacing(self) -> float | None:
-        """Median time between two consecutive old VMIs being marked Failed."""
-        times = sorted(self.marked.values())
-        gaps = [b - a for a, b in itertools.pairwise(times)]
-        return statistics.median(gaps) if gaps else None
-
-    def phases(self, count: int) -> dict[str, float] | None:
-        if None in (self.created, self.fenced) or min(map(len, (self.marked, self.replaced, self.running))) < count:
-            return None
-        assert self.created is not None
-        assert self.fenced is not None
-        marked, replaced, running = max(self.marked.values()), max(self.replaced.values()), max(self.running.values())
-        return {
-            "detection": self.created - self.power_off,
-            "fencing": self.fenced - self.created,
-            "kvha": replaced - self.fenced,
-            "kvha_marked": marked - self.fenced,
-            "first_replaced": min(self.replaced.values()) - self.fenced,
-            "kubevirt": running - replaced,
-            "total": running - self.power_off,
-        }
-
-
-def observe(scene: Scenario, moments: Moments, old_uids: dict[str, str], now: float) -> None:
-    """One poll: the failover's progress from the API, the VMIs from the simulator's cache."""
-    found = scene.failovers()
-    if found:
-        moments.failover = found[0]
-        status = found[0].get("status") or {}
-        moments.created = moments.created or now
-        if status.get("fencedAt"):
-            moments.fenced = moments.fenced or now
-        if status.get("phase") == "Completed":
-            moments.completed = moments.completed or now
-    vmis = vm_state(scene.bed, scene.namespace)
-    for name, old_uid in old_uids.items():
-        vmi = vmis.get(name)
-        new = vmi is not None and vmi["metadata"]["uid"] != old_uid
-        if name not in moments.marked and (vmi is None or new or (vmi.get("status") or {}).get("phase") == "Failed"):
-            moments.marked[name] = now
-        if new and name not in moments.replaced:
-            moments.replaced[name] = now
-        if new and name not in moments.running and (vmi.get("status") or {}).get("phase") == "Running":
-            moments.running[name] = now
-
-
-def watch_incident(scene: Scenario, op: OperatorProcess, moments: Moments, old_uids: dict[str, str]) -> None:
-    """Poll every 0.1 s until every VM runs again and the failover is Completed (or 240 s pass)."""
-    assert op.proc is not None
-    assert op.proc.pid is not None
-    pid, count = op.proc.pid, len(old_uids)
-    shown, last_shown = "", 0.0
-    while len(moments.running) < count or moments.completed is None:
-        now = time.time()
-        observe(scene, moments, old_uids, now)
-        if moments.fenced and moments.cpu_fenced is None:
-            moments.cpu_fenced = (now, cpu_seconds(pid))
-        if len(moments.marked) == count and moments.cpu_marked is None:
-            moments.cpu_marked = (now, cpu_seconds(pid))
-        stage = (
-            "running"
-            if len(moments.running) == count
-            else "replaced"
-            if len(moments.replaced) == count
-            else "fenced"
-            if moments.fenced
-            else "detected"
-            if moments.created
-            else "silent"
-        )
-        if stage != shown or now - last_shown >= 1.0:
-            print(
-                f"    t={now - moments.power_off:5.1f}s  {stage:8s}  old VMIs marked Failed {len(moments.marked)}, "
-                f"replaced {len(moments.replaced)}, running {len(moments.running)} of {count}",
-                flush=True,
-            )
-            shown, last_shown = stage, now
-        if now - moments.power_off > 240:
-            print("    gave up after 240 s", flush=True)
-            return
-        time.sleep(max(0.0, POLL - (time.time() - now)))
 
 
 def recovery_run(bed: Testbed, index: int, args: argparse.Namespace) -> dict[str, float] | None:
@@ -285,7 +128,7 @@ def recovery_run(bed: Testbed, index: int, args: argparse.Namespace) -> dict[str
             timeout=60,
         )
         split_before = len(bed.ledger.split_brain_events())
-        moments = Moments(power_off=time.time())
+        moments = Moments(power_off=time.time(), host=victim)
         bed.faults.power_off(victim)
         watch_incident(scene, op, moments, old_uids)
         phases = moments.phases(len(names))
@@ -377,35 +220,6 @@ def baseline_run(bed: Testbed, args: argparse.Namespace) -> dict[str, int]:
 # ----------------------------------------------------------------------------- part 3: scale
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def tree_rss(pid: int) -> int:
-    return sum(_rss_bytes(p) for p in _descendants({pid}))
-
-
-class RssSampler:
-    """Peak resident memory of a process tree, sampled every second in the background."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(1.0):
-            self.peak = max(self.peak, tree_rss(self.pid))
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join()
-        return self.peak
-
-
 @dataclass
 class Window:
     """Request lines the operator logged between two points of its log, and its CPU time meanwhile."""
@@ -452,134 +266,6 @@ class RequestLog:
             text = log.read(end[0] - offset).decode(errors="replace")
         requests = [(m.group(1), m.group(2), m.group(3)) for m in _REQUEST.finditer(text)]
         return Window(name=name, seconds=end[1] - began, requests=requests, cpu=end[2] - cpu)
-
-
-def scale_testbed_config() -> TestbedConfig:
-    # Same liveness as bench/testbed_bench.py's scale run: 100 nodes' heartbeats stay a small load.
-    return TestbedConfig(
-        plane=PlaneConfig(node_monitor_grace_period=20),
-        simulator=SimulatorConfig(heartbeat_interval=10, heartbeat_timeout=60, node_recheck_interval=10, workers=12),
-        lease_duration_seconds=20,
-    )
-
-
-def bulk(func: Callable[[int], object], count: int) -> None:
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        list(pool.map(func, range(count)))
-
-
-def stage_victim(scene: Scenario, tag: str, count: int) -> tuple[str, list[str]]:
-    """A host alone with `count` VMs, then reserved (NoSchedule) so the fleet does not land on it."""
-    [host] = scene.nodes(1, cpu=64, memory="256Gi")
-    names = [f"inc-{tag}-{i:03d}" for i in range(count)]
-    bulk(lambda i: scene.vm(names[i], cpu=1, memory="1Gi"), count)
-    wait_running(scene.bed, scene.namespace, names, timeout=300)
-    scene.kube.patch(NODES.path(name=host), {"spec": {"taints": [RESERVED_TAINT]}})
-    return host, names
-
-
-def stage_fleet(scene: Scenario, *, nodes: int, vms: int, already: int) -> list[str]:
-    client = scene.bed.client
-    names = [f"{scene.label}-pool-{i:03d}" for i in range(nodes)]
-    started = time.monotonic()
-    bulk(
-        lambda i: client.create(
-            NODES.path(), node_manifest(names[i], cpu=64, memory="256Gi", pods=250, labels={"kvha-test": scene.label})
-        ),
-        nodes,
-    )
-    wait_for(
-        lambda: (
-            sum(
-                node_ready(n) and (n["metadata"].get("labels") or {}).get("kubevirt.io/schedulable") == "true"
-                for n in scene.bed.sim.ctx.caches.nodes.items()
-            )
-            >= nodes + already
-        ),
-        what=f"{nodes} nodes Ready and schedulable",
-        timeout=300,
-        interval=1,
-    )
-    print(f"    {nodes} nodes Ready in {time.monotonic() - started:.1f}s", flush=True)
-    started = time.monotonic()
-    vm_names = [f"vm-{i:04d}" for i in range(vms)]
-    bulk(
-        lambda i: client.create(
-            VMS.path(scene.namespace), vm_manifest(vm_names[i], namespace=scene.namespace, cpu=1, memory="1Gi")
-        ),
-        vms,
-    )
-    print(f"    {vms} VMs created in {time.monotonic() - started:.1f}s", flush=True)
-    wait_running(scene.bed, scene.namespace, vm_names, timeout=1200)
-    print(f"    all Running {time.monotonic() - started:.1f}s after creation started", flush=True)
-    return names
-
-
-class PolicyWatch:
-    """The HAPolicy's own view, sampled every second: how many watched nodes it calls unhealthy and
-    whether its storm guard holds everything; next to it, the real age of the oldest Lease of a
-    node that is up. A policy that calls live nodes unhealthy is reading a lagging cache."""
-
-    def __init__(self, scene: Scenario) -> None:
-        self.scene = scene
-        self.samples: list[tuple[int, bool, float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(1.0):
-            try:
-                status = self.scene.policy_status()
-                oldest = oldest_live_lease(self.scene)
-            except Exception:  # a slow apiserver must not end the sampling
-                continue
-            storm = any(
-                c.get("type") == "StormGuardActive" and c.get("status") == "True"
-                for c in status.get("conditions") or []
-            )
-            self.samples.append((int(status.get("unhealthyNodes") or 0), storm, oldest))
-
-    def take(self) -> str:
-        """Summary of the samples since the last call."""
-        samples, self.samples = self.samples, []
-        if not samples:
-            return "policy status not sampled"
-        unhealthy = [u for u, _, _ in samples]
-        return (
-            f"policy status, {len(samples)} samples: unhealthy nodes up to {max(unhealthy)} (median "
-            f"{statistics.median(unhealthy):.0f}); storm guard active in {sum(1 for _, a, _ in samples if a)}; "
-            f"real age of the oldest Lease of a live node up to {max(o for _, _, o in samples):.1f}s"
-        )
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def oldest_live_lease(scene: Scenario) -> float:
-    """Seconds since the least recently renewed Lease of a node that is up was renewed."""
-    leases, _ = scene.kube.list(LEASES.path("kube-node-lease"))
-    now = time.time()
-    ages = [
-        now - datetime.fromisoformat(lease["spec"]["renewTime"].replace("Z", "+00:00")).timestamp()
-        for lease in leases
-        if lease["spec"].get("renewTime") and scene.bed.sim.power.up(lease["metadata"]["name"])
-    ]
-    return max(ages, default=0.0)
-
-
-def describe_policy(scene: Scenario) -> str:
-    status = scene.policy_status()
-    conditions = "; ".join(
-        f"{c['type']}={c['status']}"
-        + (f" ({c.get('message', '')[:240]})" if c["type"] == "StormGuardActive" and c["status"] == "True" else "")
-        for c in status.get("conditions") or []
-    )
-    return (
-        f"watched {status.get('watchedNodes')} nodes, unhealthy {status.get('unhealthyNodes')}, protected "
-        f"{status.get('protectedVms')} VMs, failover capacity {status.get('failoverCapacity')}; {conditions}"
-    )
 
 
 def incident(scene: Scenario, log: RequestLog, *, host: str, names: list[str], timeout: float) -> Window:
@@ -709,7 +395,7 @@ def scale(args: argparse.Namespace) -> None:
             op = start_operator(scene, args.scale_vms)
             assert op.proc is not None
             assert op.proc.pid is not None
-            sampler, policy, log = RssSampler(op.proc.pid), PolicyWatch(scene), RequestLog(op)
+            sampler, policy, log = RssSampler(op.proc.pid), PolicyWatch(scene).start(), RequestLog(op)
             time.sleep(5)  # let the first evaluations settle
             idle_window(log, policy, name="no incident", seconds=args.idle)
             idle_rss = tree_rss(op.proc.pid)

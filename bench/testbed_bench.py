@@ -5,30 +5,28 @@
 
 The cold build time is read from build logs (a cold build cannot be repeated cheaply; CI writes
 them with `python -m kvha_testbed.cli build > /tmp/build-*.log`). Memory is the resident set of every testbed
-process plus this Python process (which runs the KubeVirt simulator), read from /proc.
+process plus this Python process (which runs the KubeVirt simulator), read from /proc
+(bench/proc_stats.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
 from kvha_testbed.build import ensure_built
+from kvha_testbed.estate import bulk, scale_testbed_config
 from kvha_testbed.kube import NAMESPACES, NODES, VMS
 from kvha_testbed.kwok import node_manifest, node_ready
 from kvha_testbed.objects import vm_manifest
-from kvha_testbed.plane import PlaneConfig
-from kvha_testbed.procs import live_processes
-from kvha_testbed.sim.context import SimulatorConfig
-from kvha_testbed.testbed import Testbed, TestbedConfig
+from kvha_testbed.testbed import Testbed
 from kvha_testbed.waiting import wait_for
+from proc_stats import testbed_rss
 
 _STAMP = re.compile(r"^\[testbed-build (\d\d:\d\d:\d\d)\]")
 _READY = re.compile(r"testbed assets ready in (\d+)s")
@@ -61,61 +59,14 @@ def warm_start(runs: int) -> list[float]:
     return times
 
 
-def _rss_bytes(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def _descendants(roots: set[int]) -> set[int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-    found, frontier = set(roots), set(roots)
-    while frontier:
-        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def testbed_rss() -> dict[str, int]:
-    usage = {
-        proc.name: sum(_rss_bytes(p) for p in _descendants({proc.pid}))
-        for proc in live_processes()
-        if proc.pid is not None
-    }
-    usage["python (tests + simulator)"] = _rss_bytes(os.getpid())
-    return usage
-
-
 def scale(node_count: int, vm_count: int) -> None:
-    # Larger fleets: slower heartbeats/leases so that liveness traffic stays a small share of the load.
-    config = TestbedConfig(
-        plane=PlaneConfig(node_monitor_grace_period=20),
-        simulator=SimulatorConfig(heartbeat_interval=10, heartbeat_timeout=60, node_recheck_interval=10, workers=12),
-        lease_duration_seconds=20,
-    )
-    with Testbed(ensure_built(), config) as bed:
+    with Testbed(ensure_built(), scale_testbed_config()) as bed:
         client = bed.client
         started = time.monotonic()
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            list(
-                pool.map(
-                    lambda i: client.create(
-                        NODES.path(), node_manifest(f"scale-{i:03d}", cpu=64, memory="256Gi", pods=250)
-                    ),
-                    range(node_count),
-                )
-            )
+        bulk(
+            lambda i: client.create(NODES.path(), node_manifest(f"scale-{i:03d}", cpu=64, memory="256Gi", pods=250)),
+            node_count,
+        )
         wait_for(
             lambda: (
                 sum(
@@ -132,15 +83,12 @@ def scale(node_count: int, vm_count: int) -> None:
 
         client.create(NAMESPACES.path(), {"metadata": {"name": "scale"}})
         started = time.monotonic()
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            list(
-                pool.map(
-                    lambda i: client.create(
-                        VMS.path("scale"), vm_manifest(f"vm-{i:04d}", namespace="scale", cpu=1, memory="1Gi")
-                    ),
-                    range(vm_count),
-                )
-            )
+        bulk(
+            lambda i: client.create(
+                VMS.path("scale"), vm_manifest(f"vm-{i:04d}", namespace="scale", cpu=1, memory="1Gi")
+            ),
+            vm_count,
+        )
         created = time.monotonic() - started
         peak: dict[str, int] = {}
         done = threading.Event()

@@ -1,10 +1,11 @@
 """`kvha run` / `python -m kvha`: start the operator; `kvha plan` and `kvha status` (also as the
 kubectl plugin `kubectl kvha …`): read-only what-if and incident views for people.
 
-Order matters for safety: serve probes, win the leader Lease, only then start kopf; cancel kopf,
-running handlers included, as soon as leadership cannot be proven. A replica that is not the
-leader never runs a handler, and one that was the leader never writes past its deadline (the
-write guard refuses, whatever a handler is in the middle of).
+Order matters for safety: serve probes, start the caches (read-only, on every replica, so that a
+standby is warm), win the leader Lease, only then start kopf; cancel kopf, running handlers
+included, as soon as leadership cannot be proven. A replica that is not the leader never runs a
+handler, and one that was the leader never writes past its deadline (the write guard refuses,
+whatever a handler is in the middle of).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import kopf
 
 from kvha.k8s.api import Kube, load_config
+from kvha.k8s.informer import CACHES, open_session
 from kvha.k8s.leader import LeaderElector, LeaseConfig
 from kvha.k8s.listing import Lister, user_client
 from kvha.leadership import WriteGuard
@@ -41,17 +43,22 @@ async def _first(*events: asyncio.Event) -> None:
 
 async def run_operator(settings: OperatorSettings) -> int:
     import kvha.handlers  # noqa: F401, PLC0415 - importing registers the kopf handlers
-    from kvha.handlers.freshness import caches_ready  # noqa: PLC0415 - as above
+    from kvha.handlers.freshness import caches_ready, caches_synced  # noqa: PLC0415 - as above
 
     api_client = load_config()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    leading = asyncio.Event()
-    # A standby is ready to take over; the leader only once its caches are synced.
-    ready = lambda: not leading.is_set() or caches_ready()  # noqa: E731
-    runner = await start_http(host=settings.http_host, port=settings.http_port, healthy=lambda: True, ready=ready)
+    # Leader or standby, a replica is ready once its caches are synced: only then can it act at once.
+    runner = await start_http(
+        host=settings.http_host, port=settings.http_port, healthy=lambda: True, ready=caches_ready
+    )
+    session = open_session(api_client, list_timeout=settings.list_timeout)
+    caches = asyncio.create_task(CACHES.run(session, on_synced=caches_synced), name="caches")
+    # The caches retry every API error themselves; if they end anyway (a bug), nothing may go on
+    # deciding from caches that no longer change.
+    caches.add_done_callback(lambda task: _caches_ended(task, stop))
     elector: LeaderElector | None = None
     lost = asyncio.Event()
     guard = WriteGuard() if settings.leader_election else WriteGuard.unguarded()
@@ -76,7 +83,6 @@ async def run_operator(settings: OperatorSettings) -> int:
                 acquire.cancel()
                 return 0
         observe_leadership(leader=True)
-        leading.set()
         holder = asyncio.create_task(elector.hold(lost)) if elector else None
         quit_flag = asyncio.Event()
         operator = asyncio.create_task(
@@ -103,12 +109,23 @@ async def run_operator(settings: OperatorSettings) -> int:
         if lost.is_set():
             log.error("lost leadership; exiting so that the pod restarts as a standby")
             return 3
-        return 0
+        return 4 if caches.done() and not caches.cancelled() else 0
     finally:
         observe_leadership(leader=False)
         if elector and not lost.is_set():
             await asyncio.to_thread(elector.release)
+        caches.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await caches
+        await session.close()
         await runner.cleanup()
+
+
+def _caches_ended(task: asyncio.Task[None], stop: asyncio.Event) -> None:
+    if task.cancelled():
+        return
+    log.error("the caches stopped (%s); stopping the operator", task.exception())
+    stop.set()
 
 
 def _done_event(task: asyncio.Task[Any]) -> asyncio.Event:

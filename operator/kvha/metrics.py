@@ -74,6 +74,27 @@ STORM_GUARD = Gauge(
     registry=REGISTRY,
 )
 IS_LEADER = Gauge("kvha_leader", "1 on the replica that holds the leader Lease.", registry=REGISTRY)
+CACHES_SYNCED = Gauge(
+    "kvha_caches_synced",
+    "1 once every cache has its initial list (detection judges nothing before).",
+    registry=REGISTRY,
+)
+WATCH_EVENTS = Counter(
+    "kvha_watch_events_total", "Watch events taken into kvha's caches, by resource.", ["resource"], registry=REGISTRY
+)
+RELISTS = Counter(
+    "kvha_watch_relists_total",
+    "Caches listed again because their watch expired (410 Gone), by resource.",
+    ["resource"],
+    registry=REGISTRY,
+)
+LEASE_EVENT_LAG = Histogram(
+    "kvha_lease_event_lag_seconds",
+    "From a node Lease's renewTime to kvha's cache taking the renewal in. Diagnostic only: it "
+    "compares the node's clock with kvha's, which detection never does.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+    registry=REGISTRY,
+)
 
 
 def observe_incident_opened(policy: str) -> None:
@@ -117,3 +138,19 @@ def observe_policy(
 
 def observe_leadership(*, leader: bool) -> None:
     IS_LEADER.set(1 if leader else 0)
+
+
+def observe_caches_synced() -> None:
+    CACHES_SYNCED.set(1)
+
+
+def observe_watch_event(resource: str) -> None:
+    WATCH_EVENTS.labels(resource=resource).inc()
+
+
+def observe_relist(resource: str) -> None:
+    RELISTS.labels(resource=resource).inc()
+
+
+def observe_lease_event_lag(seconds: float) -> None:
+    LEASE_EVENT_LAG.observe(max(seconds, 0.0))

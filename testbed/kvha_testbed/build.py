@@ -20,6 +20,8 @@ Standard library only: it runs before the project's virtual environment exists.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -27,7 +29,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -514,10 +516,34 @@ def _require_go() -> None:
         raise SystemExit("testbed build needs Go on PATH (or KUBEBUILDER_ASSETS with ready binaries)")
 
 
+@contextlib.contextmanager
+def _build_lock() -> Iterator[None]:
+    """One build at a time per cache: parallel test runs on a cold machine would otherwise compile
+    the same components side by side and write the same tools modules under each other."""
+    cache_root().mkdir(parents=True, exist_ok=True)
+    with (cache_root() / "build.lock").open("w") as lock:
+        started = time.monotonic()
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _log("another process is building the testbed; waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            _log(f"waited {time.monotonic() - started:.0f}s for the other build")
+        yield
+
+
 def ensure_built(components: list[str] | None = None) -> Assets:
     assets = resolve_assets()
     if not assets.missing():
         _log("all testbed assets present")
+        return assets
+    with _build_lock():
+        return _build(components)
+
+
+def _build(components: list[str] | None) -> Assets:
+    assets = resolve_assets()  # again: a build this one waited for may have made them
+    if not assets.missing():
         return assets
     _require_go()
     started = time.monotonic()

@@ -38,6 +38,7 @@ class OperatorProcess:
         lease_seconds: int = 6,
         env: Mapping[str, str] | None = None,
         log_dir: Path | None = None,
+        as_pod: bool = False,
     ) -> None:
         self.kubeconfig = kubeconfig
         self.identity = identity
@@ -52,16 +53,17 @@ class OperatorProcess:
             "KVHA_HTTP_HOST": "127.0.0.1",
             "KVHA_HTTP_PORT": str(self.port),
             "KVHA_LEASE_SECONDS": str(lease_seconds),
-            "KVHA_POLICY_INTERVAL": "1",
-            "KVHA_FAILOVER_INTERVAL": "0.5",
+            # Tests tick faster than kvha's defaults; `as_pod` keeps what the chart's pod runs.
+            **({} if as_pod else {"KVHA_POLICY_INTERVAL": "1", "KVHA_FAILOVER_INTERVAL": "0.5"}),
             **(env or {}),
         }
+        self.verbose = not as_pod
         self.proc: ManagedProcess | None = None
 
     def start(self, *, wait_leader: bool = True, timeout: float = 60.0) -> OperatorProcess:
         self.proc = ManagedProcess(
             name=f"kvha operator {self.identity}",
-            argv=[sys.executable, "-m", "kvha", "run", "--verbose"],
+            argv=[sys.executable, "-m", "kvha", "run", *(["--verbose"] if self.verbose else [])],
             log_path=self.log_path,
             env=self.env,
         ).start()

@@ -49,7 +49,7 @@ async def drive_failover(
     **kwargs: Any,
 ) -> None:
     kube: Kube = memo.kube
-    ix = Indices.of(kwargs)
+    ix = Indices.current()
     now = clock()
     failover_spec = NodeFailoverSpec.model_validate(dict(spec))
     current = NodeFailoverStatus.model_validate(dict(status)) if status else NodeFailoverStatus()

@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any
 
-import kopf
-
+from kvha import metrics
 from kvha.detection import Instant, NodeSightings, Sightings, Verdict, assess_node
 from kvha.k8s.api import Kube
 from kvha.models.hapolicy import DetectionSpec
@@ -33,12 +31,10 @@ def caches_ready() -> bool:
     return SIGHTINGS.synced
 
 
-@kopf.on.event("", "v1", "nodes")
-async def caches_synced(**_: Any) -> None:
-    """kopf runs no handler other than the indices until every index has taken in its whole
-    initial list, so the first node event that reaches a handler proves the caches synced."""
-    if not SIGHTINGS.synced:
-        SIGHTINGS.mark_synced(clock())
+def caches_synced() -> None:
+    """Called once every cache has taken in its whole initial list (`Caches.run`)."""
+    SIGHTINGS.mark_synced(clock())
+    metrics.observe_caches_synced()
 
 
 @dataclass(frozen=True)

@@ -1,95 +1,119 @@
-"""In-memory indices of the cluster, kept current by kopf's watches.
+"""In-memory indices of the cluster, kept current by kvha's own caches (`kvha.k8s.informer`).
 
 Handlers build their snapshots from these instead of listing the API, so an incident costs API
 requests in proportion to the VMs it moves, not to the size of the cluster. Each index holds the
 small read-only views of `kvha.models.views`, never whole objects, to keep memory low at scale.
+The caches run on every replica from start-up, so a standby that takes over has them warm.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import kopf
-
-from kvha.constants import FAILOVER_NODE_LABEL, GROUP, KUBEVIRT_GROUP, NODE_LEASE_NAMESPACE, VERSION
+from kvha import metrics
+from kvha.constants import (
+    FAILOVER_NODE_LABEL,
+    GROUP,
+    KUBEVIRT_GROUP,
+    KUBEVIRT_LAUNCHER_LABEL,
+    NODE_LEASE_NAMESPACE,
+    VERSION,
+)
 from kvha.handlers.freshness import SIGHTINGS, clock
-from kvha.models.timeutil import parse_time
+from kvha.k8s.informer import CACHES, Obj, Resource, index
+from kvha.models.timeutil import parse_time, utcnow
 from kvha.models.views import ClaimView, LeaseView, NodeView, PodView, VMIView, VMView
 from kvha.reconcile.policy import FailoverRecord
 
 VMKey = tuple[str, str]
 
 
+def _name(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("name", ""))
+
+
+def _key(obj: Obj) -> VMKey:
+    meta = obj.get("metadata") or {}
+    return (str(meta.get("namespace") or ""), str(meta.get("name", "")))
+
+
 # The node and lease indices also record when kvha saw each value change: detection times the
 # node's silence from those sightings, never from the timestamps the node wrote.
-@kopf.index("", "v1", "nodes")
-def node_index(name: str, body: kopf.Body, **_: Any) -> dict[str, NodeView]:
-    view = NodeView.from_api(body)
+@index("", "v1", "nodes")
+def node_index(obj: Obj) -> dict[str, NodeView]:
+    view = NodeView.from_api(obj)
     SIGHTINGS.observe_node(view, now=clock())
-    return {name: view}
+    return {view.name: view}
 
 
-@kopf.index("coordination.k8s.io", "v1", "leases", when=lambda namespace, **_: namespace == NODE_LEASE_NAMESPACE)
-def lease_index(name: str, body: kopf.Body, **_: Any) -> dict[str, LeaseView]:
-    view = LeaseView.from_api(body)
+# Only the node heartbeats: listing every Lease of the cluster would cost for nothing.
+@index("coordination.k8s.io", "v1", "leases", namespace=NODE_LEASE_NAMESPACE)
+def lease_index(obj: Obj) -> dict[str, LeaseView]:
+    view = LeaseView.from_api(obj)
     SIGHTINGS.observe_lease(view, now=clock())
-    return {name: view}
+    return {_name(obj): view}
 
 
-@kopf.index("", "v1", "namespaces")
-def namespace_index(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str, str]]:
-    return {name: dict(labels)}
+def _lease_event_lag(obj: Obj) -> None:
+    renewed = parse_time((obj.get("spec") or {}).get("renewTime"))
+    if renewed is not None:
+        metrics.observe_lease_event_lag((utcnow() - renewed).total_seconds())
 
 
-@kopf.index("", "v1", "pods")
-def pods_by_node(body: kopf.Body, spec: kopf.Spec, **_: Any) -> dict[str, PodView] | None:
+CACHES.cache(Resource("coordination.k8s.io", "v1", "leases", NODE_LEASE_NAMESPACE)).watchers.append(_lease_event_lag)
+
+
+@index("", "v1", "namespaces")
+def namespace_index(obj: Obj) -> dict[str, dict[str, str]]:
+    return {_name(obj): dict((obj.get("metadata") or {}).get("labels") or {})}
+
+
+@index("", "v1", "pods")
+def pods_by_node(obj: Obj) -> dict[str, PodView] | None:
     """Pods bound to a node: their requests are what makes a node full."""
-    node = spec.get("nodeName")
-    return {node: PodView.from_api(body)} if node else None
+    node = (obj.get("spec") or {}).get("nodeName")
+    return {node: PodView.from_api(obj)} if node else None
 
 
-@kopf.index("", "v1", "pods", labels={"kubevirt.io": "virt-launcher"})
-def launchers_by_vmi(body: kopf.Body, **_: Any) -> dict[str, PodView] | None:
-    view = PodView.from_api(body)
+@index("", "v1", "pods")
+def launchers_by_vmi(obj: Obj) -> dict[str, PodView] | None:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    if labels.get(KUBEVIRT_LAUNCHER_LABEL) != "virt-launcher":
+        return None
+    view = PodView.from_api(obj)
     return {view.vmi_uid: view} if view.vmi_uid else None
 
 
-@kopf.index(KUBEVIRT_GROUP, "v1", "virtualmachines")
-def vm_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[VMKey, VMView]:
-    return {(namespace or "", name): VMView.from_api(body)}
+@index(KUBEVIRT_GROUP, "v1", "virtualmachines")
+def vm_index(obj: Obj) -> dict[VMKey, VMView]:
+    return {_key(obj): VMView.from_api(obj)}
 
 
-@kopf.index(KUBEVIRT_GROUP, "v1", "virtualmachineinstances")
-def vmi_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[VMKey, VMIView]:
-    return {(namespace or "", name): VMIView.from_api(body)}
+@index(KUBEVIRT_GROUP, "v1", "virtualmachineinstances")
+def vmi_index(obj: Obj) -> dict[VMKey, VMIView]:
+    return {_key(obj): VMIView.from_api(obj)}
 
 
-@kopf.index(KUBEVIRT_GROUP, "v1", "virtualmachineinstances")
-def vmis_by_node(body: kopf.Body, **_: Any) -> dict[str, VMIView] | None:
-    view = VMIView.from_api(body)
-    return {view.node_name: view} if view.node_name else None
+@index("", "v1", "persistentvolumeclaims")
+def claim_index(obj: Obj) -> dict[VMKey, ClaimView]:
+    return {_key(obj): ClaimView.from_api(obj)}
 
 
-@kopf.index("", "v1", "persistentvolumeclaims")
-def claim_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[VMKey, ClaimView]:
-    return {(namespace or "", name): ClaimView.from_api(body)}
-
-
-@kopf.index(GROUP, VERSION, "hapolicies")
-def policy_index(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+@index(GROUP, VERSION, "hapolicies")
+def policy_index(obj: Obj) -> dict[str, dict[str, Any]]:
     return {
-        name: {
-            "spec": dict(body.get("spec") or {}),
-            "status": dict(body.get("status") or {}),
-            "generation": body.get("metadata", {}).get("generation"),
+        _name(obj): {
+            "spec": dict(obj.get("spec") or {}),
+            "status": dict(obj.get("status") or {}),
+            "generation": (obj.get("metadata") or {}).get("generation"),
         }
     }
 
 
-@kopf.index(GROUP, VERSION, "nodefailovers")
-def failovers_by_node(
-    name: str, labels: kopf.Labels, spec: kopf.Spec, status: kopf.Status, **_: Any
-) -> dict[str, FailoverRecord]:
+@index(GROUP, VERSION, "nodefailovers")
+def failovers_by_node(obj: Obj) -> dict[str, FailoverRecord]:
+    name, spec, status = _name(obj), obj.get("spec") or {}, obj.get("status") or {}
+    labels = (obj.get("metadata") or {}).get("labels") or {}
     node = spec.get("nodeName") or labels.get(FAILOVER_NODE_LABEL, "")
     return {
         node: FailoverRecord(
@@ -103,12 +127,3 @@ def failovers_by_node(
             recovered=bool((status.get("fencing") or {}).get("recoveredAt")),
         )
     }
-
-
-def only(store: Any) -> Any:
-    """The single value of an index key whose key is unique (a name), or None."""
-    if store is None:
-        return None
-    for value in store:
-        return value
-    return None

@@ -19,7 +19,7 @@ from kvha.constants import (
     VERSION,
 )
 from kvha.fencing import EventNote
-from kvha.handlers import events
+from kvha.handlers import events, vms
 from kvha.handlers.freshness import SIGHTINGS, clock, read_fresh
 from kvha.handlers.snapshot import Indices, by_key, grouped, parse_policy, values, vm_keyed
 from kvha.k8s.api import Kube
@@ -46,13 +46,14 @@ async def reconcile_policy(
     **kwargs: Any,
 ) -> None:
     kube: Kube = memo.kube
-    ix = Indices.of(kwargs)
+    ix = Indices.current()
     namespace_labels = by_key(ix.namespaces)
     policy, problem = parse_policy(spec)
     current = HAPolicyStatus.model_validate(dict(status)) if status else HAPolicyStatus()
     # kopf's body is live: pin the version this step is computed from before anything awaits.
     computed_from, observed = meta["resourceVersion"], dict(status)
     nodes = list(values(ix.nodes))
+    vm_views = list(values(ix.vms))
     SIGHTINGS.retain({n.name for n in nodes})
     now = clock()
     step = evaluate_policy(
@@ -64,7 +65,7 @@ async def reconcile_policy(
             status=current,
             nodes=nodes,
             leases=by_key(ix.leases),
-            vms=list(values(ix.vms)),
+            vms=vm_views,
             namespace_labels=namespace_labels,
             vmis=vm_keyed(by_key(ix.vmis)),
             pods=list(values(ix.pods_by_node)),
@@ -93,6 +94,8 @@ async def reconcile_policy(
     ):
         return  # computed from an outdated copy: the next tick computes from the new one
     events.post(step.events, on=body)
+    if step.protections:
+        vms.tell_owners(memo, policy=name, protections=step.protections, vms={vm.key: vm for vm in vm_views})
     if policy is not None and step.storm is not None:
         metrics.observe_policy(
             policy=name,

@@ -1,7 +1,7 @@
-"""Turn kopf's indices into the plain mappings the decision core takes.
+"""Turn the caches' indices into the plain mappings the decision core takes.
 
-Index keys in kopf map to a store of values; for indices keyed by a unique name there is one value
-per key. These helpers flatten them without copying more than needed.
+Index keys map to the values of the objects under them; for indices keyed by a unique name there is
+one value per key. These helpers flatten them without copying more than needed.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import kopf
 from pydantic import ValidationError
 
+from kvha.k8s.informer import CACHES, Index
 from kvha.models.hapolicy import HAPolicySpec
 from kvha.models.views import ClaimView, LeaseView, NodeView, PodView, VMIView, VMView
 from kvha.reconcile.policy import FailoverRecord
@@ -21,24 +21,24 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-def first(index: kopf.Index[K, V], key: K) -> V | None:
+def first(index: Index[K, V], key: K) -> V | None:
     store = index.get(key)
     if store is None:
         return None
     return next(iter(store), None)
 
 
-def values(index: kopf.Index[Any, V]) -> Iterator[V]:
+def values(index: Index[Any, V]) -> Iterator[V]:
     for store in index.values():
         yield from store
 
 
-def by_key(index: kopf.Index[K, V]) -> dict[K, V]:
+def by_key(index: Index[K, V]) -> dict[K, V]:
     """Unique-key index as a dict (the last value wins if a key was briefly duplicated)."""
     return {key: value for key, store in index.items() for value in store}
 
 
-def grouped(index: kopf.Index[K, V]) -> dict[K, list[V]]:
+def grouped(index: Index[K, V]) -> dict[K, list[V]]:
     return {key: list(store) for key, store in index.items()}
 
 
@@ -59,7 +59,7 @@ def parse_policy(spec: Mapping[str, Any]) -> tuple[HAPolicySpec | None, str | No
         return None, "; ".join(problems)
 
 
-def parsed_policies(policy_index: kopf.Index[str, dict[str, Any]]) -> Iterable[tuple[str, HAPolicySpec]]:
+def parsed_policies(policy_index: Index[str, dict[str, Any]]) -> Iterable[tuple[str, HAPolicySpec]]:
     for name, store in sorted(policy_index.items()):
         for record in store:
             policy, _ = parse_policy(record["spec"])
@@ -69,18 +69,22 @@ def parsed_policies(policy_index: kopf.Index[str, dict[str, Any]]) -> Iterable[t
 
 @dataclass(frozen=True)
 class Indices:
-    """The operator's indices, as kopf passes them to every handler (by index function name)."""
+    """The operator's indices, by index function name (see handlers/indices.py)."""
 
-    nodes: kopf.Index[str, NodeView]
-    leases: kopf.Index[str, LeaseView]
-    namespaces: kopf.Index[str, dict[str, str]]
-    pods_by_node: kopf.Index[str, PodView]
-    launchers: kopf.Index[str, PodView]
-    vms: kopf.Index[tuple[str, str], VMView]
-    vmis: kopf.Index[tuple[str, str], VMIView]
-    claims: kopf.Index[tuple[str, str], ClaimView]
-    policies: kopf.Index[str, dict[str, Any]]
-    failovers: kopf.Index[str, FailoverRecord]
+    nodes: Index[str, NodeView]
+    leases: Index[str, LeaseView]
+    namespaces: Index[str, dict[str, str]]
+    pods_by_node: Index[str, PodView]
+    launchers: Index[str, PodView]
+    vms: Index[tuple[str, str], VMView]
+    vmis: Index[tuple[str, str], VMIView]
+    claims: Index[tuple[str, str], ClaimView]
+    policies: Index[str, dict[str, Any]]
+    failovers: Index[str, FailoverRecord]
+
+    @classmethod
+    def current(cls) -> Indices:
+        return cls.of(CACHES.indices)
 
     @classmethod
     def of(cls, kwargs: Mapping[str, Any]) -> Indices:

@@ -1,53 +1,55 @@
-"""VirtualMachine reconcile: tell the VM's owner, with an Event, when kvha cannot protect it.
+"""Telling a VM's owner, with an Event, when a policy selects the VM but cannot protect it.
 
 kvha never writes to a VirtualMachine (Argo CD and other GitOps tools would see drift); it only
 reads VMs and posts Events about them. Events are posted when the verdict changes, not on every
-watch event, so a VM's event list stays readable.
+evaluation, so a VM's event list stays readable. The verdicts are the policy evaluation's own
+(`PolicyStep.protections`): no separate watch of VMs, and nothing computed twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-import kopf
-
-from kvha.constants import KUBEVIRT_GROUP, REASON_VM_UNPROTECTED
-from kvha.handlers.snapshot import Indices, first, parsed_policies
-from kvha.models.base import Priority
+from kvha.constants import REASON_VM_UNPROTECTED
+from kvha.fencing import EventNote
+from kvha.handlers import events
 from kvha.models.views import VMView
-from kvha.protection import classify, selects
+from kvha.protection import Protection
+
+Verdicts = MutableMapping[str, str]
+"""By VM key, the verdict last told about (per policy)."""
 
 
-@kopf.on.event(KUBEVIRT_GROUP, "v1", "virtualmachines")
-def vm_protection(
-    *,
-    body: kopf.Body,
-    memo: Any,
-    namespace: str | None,
-    name: str,
-    type: str | None,  # noqa: A002 - kopf's kwarg
-    **kwargs: Any,
-) -> None:
-    ix = Indices.of(kwargs)
-    namespace = namespace or ""
-    if type == "DELETED":
-        memo.setdefault("vm_verdicts", {}).pop((namespace, name), None)
-        return
-    vm = VMView.from_api(body)
-    ns_labels = first(ix.namespaces, namespace) or {}
-    verdicts: dict[tuple[str, str], str] = memo.setdefault("vm_verdicts", {})
-    for policy_name, spec in parsed_policies(ix.policies):
-        if not selects(spec, vm, ns_labels):
-            continue
-        protection = classify(vm, default_priority=Priority.parse(spec.restart.default_priority))
-        verdict = f"{policy_name}:{protection.reason or 'Protected'}"
-        if verdicts.get((namespace, name)) == verdict:
-            return
-        verdicts[(namespace, name)] = verdict
-        if not protection.protected:
-            kopf.warn(
-                body,
-                reason=REASON_VM_UNPROTECTED,
-                message=f"HAPolicy {policy_name} selects this VM but cannot protect it: {protection.message}",
-            )
-        return
+def changed_verdicts(
+    told: Mapping[str, str], protections: Mapping[str, Protection], *, policy: str
+) -> tuple[dict[str, str], list[tuple[str, EventNote]]]:
+    """The verdicts now, and a note for each VM that has become unprotectable since it was last told.
+
+    A VM the policy no longer selects is forgotten, so that it hears again if selected again."""
+    now = {
+        key: protection.reason.value if protection.reason else "Protected" for key, protection in protections.items()
+    }
+    notes = [
+        (
+            key,
+            EventNote(
+                REASON_VM_UNPROTECTED,
+                f"HAPolicy {policy} selects this VM but cannot protect it: {protections[key].message}",
+                "Warning",
+                vm=key,
+            ),
+        )
+        for key, verdict in now.items()
+        if verdict != "Protected" and told.get(key) != verdict
+    ]
+    return now, notes
+
+
+def tell_owners(memo: Any, *, policy: str, protections: Mapping[str, Protection], vms: Mapping[str, VMView]) -> None:
+    told: dict[str, dict[str, str]] = memo.setdefault("vm_verdicts", {})
+    told[policy], notes = changed_verdicts(told.get(policy, {}), protections, policy=policy)
+    for key, note in notes:
+        vm = vms.get(key)
+        if vm is not None:
+            events.post([note], on=events.vm_ref(vm))

@@ -62,7 +62,7 @@ PERMISSIONS: tuple[Permission, ...] = (
         "",
         "nodes",
         ("list", "watch"),
-        (f"{_INDICES}node_index", "kvha.handlers.freshness:caches_synced"),
+        (f"{_INDICES}node_index",),
         "detect failed nodes from their conditions, taints and annotations",
     ),
     Permission(
@@ -85,8 +85,8 @@ PERMISSIONS: tuple[Permission, ...] = (
         "leases",
         ("list", "watch"),
         (f"{_INDICES}lease_index", f"{_API}read_node_lease"),
-        "node heartbeats in kube-node-lease; kopf watches Leases cluster-wide and filters; one "
-        "Lease listed by name to confirm a verdict before opening an incident or fencing",
+        "node heartbeats, watched in kube-node-lease only; one Lease listed by name to confirm a "
+        "verdict before opening an incident or fencing",
     ),
     Permission(
         "",
@@ -116,14 +116,14 @@ PERMISSIONS: tuple[Permission, ...] = (
         KUBEVIRT_GROUP,
         "virtualmachines",
         ("list", "watch"),
-        (f"{_INDICES}vm_index", "kvha.handlers.vms:vm_protection"),
+        (f"{_INDICES}vm_index",),
         "which VMs a policy protects, and their run strategy",
     ),
     Permission(
         KUBEVIRT_GROUP,
         "virtualmachineinstances",
         ("list", "watch"),
-        (f"{_INDICES}vmi_index", f"{_INDICES}vmis_by_node"),
+        (f"{_INDICES}vmi_index",),
         "where each VM runs, and its phase",
     ),
     Permission(
@@ -175,7 +175,7 @@ PERMISSIONS: tuple[Permission, ...] = (
         "",
         "events",
         ("create",),
-        ("kvha.handlers.events:post", "kvha.handlers.vms:vm_protection", "kvha.handlers.failovers:drive_failover"),
+        ("kvha.handlers.events:post", "kvha.handlers.failovers:drive_failover"),
         "Events on VMs, nodes, policies and incidents (kopf.event, kopf.warn)",
     ),
     Permission(

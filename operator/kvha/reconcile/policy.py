@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from kvha.admission import ProtectedVM, capacity_for_protected
@@ -107,6 +107,8 @@ class PolicyStep:
     events: tuple[EventNote, ...] = ()
     storm: StormState | None = None
     unprotectable: Mapping[str, int] | None = None
+    protections: Mapping[str, Protection] = field(default_factory=dict)
+    """By VM key, the verdict on each VM the policy selects (its owner hears of an unprotected one)."""
     waiting: int = 0
     recheck_after: float | None = RECHECK_SECONDS
 
@@ -179,6 +181,7 @@ def evaluate_policy(snap: PolicySnapshot) -> PolicyStep:
         events=events,
         storm=storm,
         unprotectable=dict(reasons),
+        protections=protections,
         waiting=sum(f.waiting for f in mine),
         recheck_after=min((c for c in checks if c is not None and c > 0), default=RECHECK_SECONDS),
     )

@@ -140,7 +140,7 @@ def test_the_operator_is_not_ready_and_judges_nothing_until_its_caches_are_synce
         proxy.delay_requests(
             lambda method, path: (
                 method == "GET"
-                and path.partition("?")[0] == "/apis/coordination.k8s.io/v1/leases"
+                and path.partition("?")[0] == "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
                 and "watch=" not in path
             ),
             seconds=25,

@@ -100,9 +100,10 @@ def _tick(kube: FakeKube, monkeypatch: pytest.MonkeyPatch) -> None:
         "policy_index": _index(**{POLICY: {"spec": policy, "status": {}, "generation": 1}}),
         "failovers_by_node": {},
     }
+    monkeypatch.setattr(failovers.Indices, "current", classmethod(lambda cls: cls.of(indices)))
     asyncio.run(
         failovers.drive_failover(
-            name="nf-1", body=body, spec=spec, status=body["status"], memo=SimpleNamespace(kube=kube), **indices
+            name="nf-1", body=body, spec=spec, status=body["status"], memo=SimpleNamespace(kube=kube)
         )
     )
 

@@ -1,0 +1,147 @@
+"""When each step of one incident happened, seen from outside the operator.
+
+A host loses power; a 0.1 s poll records when its NodeFailover appears, when fencing is confirmed,
+when each old VMI is marked Failed (or gone) and replaced, and when each new VMI runs. kvha's own
+timestamps do not serve: creationTimestamp and spec.detectedAt have 1 s resolution, and an entry's
+restartedAt is when its restart was planned, not done.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kvha_testbed.estate import vm_state
+from kvha_testbed.operator_process import OperatorProcess
+from kvha_testbed.scenario import Scenario
+from proc_stats import cpu_seconds
+
+Obj = dict[str, Any]
+POLL = 0.1
+
+
+def median(values: Sequence[float]) -> str:
+    return f"{statistics.median(values):5.1f}s" if values else "   n/a"
+
+
+def spread(values: Sequence[float]) -> str:
+    return " / ".join(f"{v:.1f}" for v in values)
+
+
+def really_running(scene: Scenario, names: Iterable[str], *, not_on: str) -> int:
+    """VMs with a live guest somewhere other than `not_on`, by the simulator's ground truth."""
+    return sum(
+        any(i.node != not_on for i in scene.bed.ledger.live_instances(f"{scene.namespace}/{name}")) for name in names
+    )
+
+
+@dataclass
+class Moments:
+    """Wall-clock moments (time.time()) first seen by the 0.1 s poll."""
+
+    power_off: float
+    host: str
+    created: float | None = None
+    fenced: float | None = None
+    completed: float | None = None
+    marked: dict[str, float] = field(default_factory=dict)
+    replaced: dict[str, float] = field(default_factory=dict)
+    running: dict[str, float] = field(default_factory=dict)
+    failover: Obj | None = None
+    # (wall time, operator CPU seconds) when fencing was first seen confirmed and when the last
+    # old VMI was first seen marked Failed: how busy the operator was while it acted.
+    cpu_fenced: tuple[float, float] | None = None
+    cpu_marked: tuple[float, float] | None = None
+
+    def operator_cpu_share(self) -> float | None:
+        if self.cpu_fenced is None or self.cpu_marked is None or self.cpu_marked[0] <= self.cpu_fenced[0]:
+            return None
+        return (self.cpu_marked[1] - self.cpu_fenced[1]) / (self.cpu_marked[0] - self.cpu_fenced[0])
+
+    def mark_spacing(self) -> float | None:
+        """Median time between two consecutive old VMIs being marked Failed."""
+        times = sorted(self.marked.values())
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        return statistics.median(gaps) if gaps else None
+
+    def phases(self, count: int) -> dict[str, float] | None:
+        if None in (self.created, self.fenced) or min(map(len, (self.marked, self.replaced, self.running))) < count:
+            return None
+        assert self.created is not None
+        assert self.fenced is not None
+        marked, replaced, running = max(self.marked.values()), max(self.replaced.values()), max(self.running.values())
+        return {
+            "detection": self.created - self.power_off,
+            "fencing": self.fenced - self.created,
+            "kvha": replaced - self.fenced,
+            "kvha_marked": marked - self.fenced,
+            "first_replaced": min(self.replaced.values()) - self.fenced,
+            "kubevirt": running - replaced,
+            "total": running - self.power_off,
+        }
+
+
+def observe(scene: Scenario, moments: Moments, old_uids: dict[str, str], now: float) -> None:
+    """One poll: the failover's progress from the API, the VMIs from the simulator's cache."""
+    found = [f for f in scene.failovers() if f["spec"]["nodeName"] == moments.host]
+    if found:
+        moments.failover = found[0]
+        status = found[0].get("status") or {}
+        moments.created = moments.created or now
+        if status.get("fencedAt"):
+            moments.fenced = moments.fenced or now
+        if status.get("phase") == "Completed":
+            moments.completed = moments.completed or now
+    vmis = vm_state(scene.bed, scene.namespace)
+    for name, old_uid in old_uids.items():
+        vmi = vmis.get(name)
+        new = vmi is not None and vmi["metadata"]["uid"] != old_uid
+        if name not in moments.marked and (vmi is None or new or (vmi.get("status") or {}).get("phase") == "Failed"):
+            moments.marked[name] = now
+        if new and name not in moments.replaced:
+            moments.replaced[name] = now
+        if new and name not in moments.running and (vmi.get("status") or {}).get("phase") == "Running":
+            moments.running[name] = now
+
+
+def watch_incident(
+    scene: Scenario, op: OperatorProcess, moments: Moments, old_uids: dict[str, str], *, give_up: float = 240
+) -> None:
+    """Poll every 0.1 s until every VM runs again and the failover is Completed (or `give_up` s pass)."""
+    assert op.proc is not None
+    assert op.proc.pid is not None
+    pid, count = op.proc.pid, len(old_uids)
+    shown, last_shown = "", 0.0
+    while len(moments.running) < count or moments.completed is None:
+        now = time.time()
+        observe(scene, moments, old_uids, now)
+        if moments.fenced and moments.cpu_fenced is None:
+            moments.cpu_fenced = (now, cpu_seconds(pid))
+        if len(moments.marked) == count and moments.cpu_marked is None:
+            moments.cpu_marked = (now, cpu_seconds(pid))
+        stage = (
+            "running"
+            if len(moments.running) == count
+            else "replaced"
+            if len(moments.replaced) == count
+            else "fenced"
+            if moments.fenced
+            else "detected"
+            if moments.created
+            else "silent"
+        )
+        if stage != shown or now - last_shown >= 1.0:
+            print(
+                f"    t={now - moments.power_off:5.1f}s  {stage:8s}  old VMIs marked Failed {len(moments.marked)}, "
+                f"replaced {len(moments.replaced)}, running {len(moments.running)} of {count}",
+                flush=True,
+            )
+            shown, last_shown = stage, now
+        if now - moments.power_off > give_up:
+            print(f"    gave up after {give_up:.0f} s", flush=True)
+            return
+        time.sleep(max(0.0, POLL - (time.time() - now)))
