@@ -1,4 +1,5 @@
-"""`kvha run` / `python -m kvha`: start the operator.
+"""`kvha run` / `python -m kvha`: start the operator; `kvha plan` and `kvha status` (also as the
+kubectl plugin `kubectl kvha …`): read-only what-if and incident views for people.
 
 Order matters for safety: serve probes, start the caches (read-only, on every replica, so that a
 standby is warm), win the leader Lease, only then start kopf; cancel kopf, running handlers
@@ -25,8 +26,11 @@ import kopf
 from kvha.k8s.api import Kube, load_config
 from kvha.k8s.informer import CACHES, open_session
 from kvha.k8s.leader import LeaderElector, LeaseConfig
+from kvha.k8s.listing import Lister, user_client
 from kvha.leadership import WriteGuard
 from kvha.metrics import observe_leadership
+from kvha.models.base import Priority
+from kvha.models.hapolicy import HAPolicyStatus
 from kvha.probes import start_http
 from kvha.settings import OperatorSettings
 
@@ -133,14 +137,112 @@ def _done_event(task: asyncio.Task[Any]) -> asyncio.Event:
     return event
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="kvha", description="High availability for KubeVirt VMs.")
+def _node_list(value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected one or more node names, separated by commas")
+    return names
+
+
+def _priority(value: str) -> Priority:
+    try:
+        return Priority.parse(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_read_only_commands(sub: Any) -> None:
+    plan = sub.add_parser(
+        "plan",
+        help="what kvha would do if these nodes failed now (read-only)",
+        description="Replays the operator's own failover steps on one read of the cluster; writes nothing.",
+    )
+    plan.add_argument("--fail", type=_node_list, default=[], metavar="NODE[,NODE...]", help="nodes to fail")
+    plan.add_argument("--fail-worst", type=int, default=0, metavar="N", help="fail the N hosts whose loss hurts most")
+    plan.add_argument("--policy", help="only this HAPolicy (default: every policy)")
+    plan.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
+    plan.add_argument(
+        "--require",
+        type=_priority,
+        metavar="PRIORITY",
+        help="exit 1 if a protected VM of this priority or higher would not run again",
+    )
+    plan.add_argument("--context", help="kubeconfig context")
+    status = sub.add_parser("status", help="open and recent NodeFailovers with their per-VM timelines")
+    status.add_argument("--watch", "-w", action="store_true", help="follow live until interrupted")
+    status.add_argument("--recent", type=int, default=3, help="finished NodeFailovers to show (default 3)")
+    status.add_argument("--context", help="kubeconfig context")
+
+
+def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from kvha.console.plan import PolicyRecord, exit_status, make_report, render  # noqa: PLC0415 - only for plan
+    from kvha.handlers.snapshot import parse_policy  # noqa: PLC0415
+
+    if not args.fail and not args.fail_worst:
+        parser.error("plan needs --fail NODE[,NODE...] or --fail-worst N")
+    lister = Lister(user_client(context=args.context))
+    records = []
+    for obj in sorted(lister.policies(), key=lambda o: str(o["metadata"]["name"])):
+        name = str(obj["metadata"]["name"])
+        if args.policy and name != args.policy:
+            continue
+        spec, problem = parse_policy(obj.get("spec") or {})
+        if spec is None:
+            print(f"skipping HAPolicy {name}: {problem}", file=sys.stderr)
+            continue
+        records.append(PolicyRecord(name, spec, HAPolicyStatus.model_validate(obj.get("status") or {})))
+    if not records:
+        print(f"no HAPolicy {args.policy}" if args.policy else "no valid HAPolicy in the cluster", file=sys.stderr)
+        return 2
+    read = lister.cluster()
+    unknown = [n for n in args.fail if n not in {node.name for node in read.nodes}]
+    if unknown:
+        print(f"no such node: {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    report = make_report(
+        server=lister.server,
+        policies=records,
+        read=read,
+        failed=args.fail,
+        fail_worst=args.fail_worst,
+        require=args.require,
+    )
+    print(render(report, args.output))
+    return exit_status(report)
+
+
+def _status(args: argparse.Namespace) -> int:
+    import time  # noqa: PLC0415
+
+    from kvha.console.status import render_status  # noqa: PLC0415 - only for status
+
+    lister = Lister(user_client(context=args.context))
+    shown = ""
+    while True:
+        text = render_status(lister.failovers(), recent=args.recent)
+        if text != shown:
+            if args.watch and sys.stdout.isatty():
+                sys.stdout.write("\033[H\033[2J")  # redraw in place, as `watch` does
+            print(text, flush=True)
+            shown = text
+        if not args.watch:
+            return 0
+        time.sleep(2.0)
+
+
+def main(argv: list[str] | None = None, *, prog: str = "kvha") -> None:
+    parser = argparse.ArgumentParser(prog=prog, description="High availability for KubeVirt VMs.")
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="run the operator (the default)")
     for target in (parser, run):
         target.add_argument("--log-format", choices=["plain", "json"], default="plain")
         target.add_argument("--verbose", action="store_true")
+    _add_read_only_commands(sub)
     args = parser.parse_args(argv)
+    if args.command in ("plan", "status"):
+        with contextlib.suppress(KeyboardInterrupt):
+            sys.exit(_plan(args, parser) if args.command == "plan" else _status(args))
+        return
     kopf.configure(
         verbose=args.verbose,
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN,
@@ -165,3 +267,8 @@ def _profiled(path: str | None) -> Iterator[None]:
     finally:
         profile.disable()
         profile.dump_stats(path)
+
+
+def kubectl_main() -> None:
+    """`kubectl kvha plan|status …`: kubectl finds the plugin as `kubectl-kvha` on PATH."""
+    main(prog="kubectl kvha")

@@ -19,11 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kvha.console.timeline import from_failover, render_table
 from kvha_testbed.build import ensure_built
 from kvha_testbed.operator_process import OperatorProcess
 from kvha_testbed.scenario import FENCE_CONFIRMED, Scenario
 from kvha_testbed.testbed import KubeVirtMode, Testbed, TestbedConfig
-from kvha_testbed.timeline import from_failover, render_png, render_table
+from kvha_testbed.timeline import render_png
 from kvha_testbed.waiting import wait_for
 
 # (vCPUs, guest memory, priority, run strategy): a typical mix of a virtualised estate.

@@ -1,5 +1,6 @@
-"""The failover as a timeline: a table for the terminal and a picture (PNG) for the README.
+"""The failover timeline as a picture (PNG) for the README.
 
+The table the demo prints is `kvha.console.timeline`, the renderer of `kvha status`: one for both.
 Times are seconds from the moment the host failed, which is the clock users care about ("how long
 were my VMs down?"), split into the phases kvha reports: detected, fenced, restarted, running.
 """
@@ -7,84 +8,9 @@ were my VMs down?"), split into the phases kvha reports: detected, fenced, resta
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-
-@dataclass(frozen=True)
-class VMTimeline:
-    name: str
-    priority: str
-    state: str
-    new_node: str | None
-    restarted: float | None
-    running: float | None
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class IncidentTimeline:
-    node: str
-    failed_at: datetime
-    detected: float
-    fenced: float | None
-    completed: float | None
-    vms: tuple[VMTimeline, ...]
-
-
-def _since(start: datetime, value: str | None) -> float | None:
-    if not value:
-        return None
-    return (datetime.fromisoformat(value.replace("Z", "+00:00")) - start).total_seconds()
-
-
-def from_failover(failover: dict[str, Any], *, failed_at: datetime) -> IncidentTimeline:
-    status = failover.get("status") or {}
-    vms = tuple(
-        VMTimeline(
-            name=e["name"],
-            priority=e["priority"],
-            state=e["state"],
-            new_node=e.get("node"),
-            restarted=_since(failed_at, e.get("restartedAt")),
-            running=_since(failed_at, e.get("runningAt")),
-            reason=e.get("reason"),
-        )
-        for e in status.get("vms", [])
-    )
-    return IncidentTimeline(
-        node=failover["spec"]["nodeName"],
-        failed_at=failed_at,
-        detected=_since(failed_at, failover["metadata"].get("creationTimestamp")) or 0.0,
-        fenced=_since(failed_at, status.get("fencedAt")),
-        completed=_since(failed_at, status.get("completedAt")),
-        vms=vms,
-    )
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:6.1f}s"
-
-
-def render_table(timeline: IncidentTimeline) -> str:
-    lines = [
-        f"Host {timeline.node} failed at {timeline.failed_at:%H:%M:%S} (t=0).",
-        f"  detected   t={_fmt(timeline.detected)}   (NodeFailover opened)",
-        f"  fenced     t={_fmt(timeline.fenced)}",
-        f"  completed  t={_fmt(timeline.completed)}",
-        "",
-        f"  {'VM':<14} {'priority':<9} {'restarted':>10} {'running':>9}  {'now on':<22} state",
-    ]
-    order = {"Highest": 0, "High": 1, "Medium": 2, "Low": 3, "Lowest": 4, "Disabled": 5}
-    for vm in sorted(timeline.vms, key=lambda v: (order.get(v.priority, 9), v.running or 1e9, v.name)):
-        state = vm.state if not vm.reason or vm.state == "Running" else f"{vm.state}: {vm.reason}"
-        lines.append(
-            f"  {vm.name:<14} {vm.priority:<9} {_fmt(vm.restarted):>10} {_fmt(vm.running):>9}  "
-            f"{vm.new_node or '-':<22} {state}"
-        )
-    return "\n".join(lines)
+from kvha.console.timeline import IncidentTimeline, VMTimeline
 
 
 def render_png(timeline: IncidentTimeline, path: Path) -> Path:

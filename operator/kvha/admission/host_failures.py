@@ -15,8 +15,9 @@ failover itself still places VM by VM and reports any VM that does not fit.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
-from kvha.placement import Candidate, NodeCapacity, place
+from kvha.placement import Candidate, NodeCapacity, PodTopology, place
 
 
 def hosts_worst_first(*, demand: Mapping[str, tuple[int, int]], nodes: Sequence[NodeCapacity]) -> list[str]:
@@ -37,6 +38,8 @@ def failover_capacity(
     protected_by_node: Mapping[str, Sequence[Candidate]],
     nodes: Sequence[NodeCapacity],
     limit: int,
+    topology: PodTopology | None = None,
+    instances_by_node: Mapping[str, frozenset[str]] | None = None,
 ) -> int:
     """The largest k ≤ `limit` such that the k hosts with the most protected demand can all fail
     and every protected VM on them is re-placed on the remaining `nodes`.
@@ -44,6 +47,8 @@ def failover_capacity(
     `protected_by_node` maps a node name to its protected VMs as placement candidates (launcher
     requests and constraints, `kvha.placement.launcher_requests`); `nodes` are the healthy,
     schedulable nodes with their current free capacity, including the ones that may fail.
+    With `topology`, pod (anti-)affinity and spread are honoured too; the instances (VMI uids) in
+    `instances_by_node` of the failed hosts are the ones re-placed, so they count there no more.
     """
     demand = {
         host: (sum(vm.memory_bytes for vm in vms), sum(vm.cpu_millis for vm in vms))
@@ -56,6 +61,10 @@ def failover_capacity(
         failed = set(worst_first[:failures])
         displaced = [c for host in failed for c in protected_by_node.get(host, ())]
         survivors = [n for n in nodes if n.name not in failed]
-        if place(candidates=displaced, nodes=survivors).unplaced:
+        after = topology
+        if topology is not None and instances_by_node:
+            leaving = frozenset().union(*(instances_by_node.get(host, frozenset()) for host in failed))
+            after = replace(topology, leaving=topology.leaving | leaving)
+        if place(candidates=displaced, nodes=survivors, topology=after).unplaced:
             return failures - 1
     return max(limit, 0)

@@ -12,7 +12,14 @@ from typing import NamedTuple
 
 from kvha.admission.host_failures import failover_capacity, hosts_worst_first
 from kvha.models.views import PodView, VMView
-from kvha.placement import Candidate, NodeCapacity, launcher_placement, launcher_requests
+from kvha.placement import (
+    Candidate,
+    NodeCapacity,
+    PodTopology,
+    launcher_extended_requests,
+    launcher_placement,
+    launcher_requests,
+)
 
 
 class ProtectedVM(NamedTuple):
@@ -26,17 +33,35 @@ class ProtectedVM(NamedTuple):
     priority: int
 
 
-def capacity_for_protected(*, protected: Sequence[ProtectedVM], nodes: Sequence[NodeCapacity], limit: int) -> int:
-    """`failover_capacity` for these VMs: how many host failures (up to `limit`) they survive."""
-    requests = [launcher_requests(p.vm, p.pod) for p in protected]
+def protected_demand(protected: Sequence[ProtectedVM]) -> dict[str, tuple[int, int]]:
+    """(memory bytes, CPU millicores) the protected VMs' launchers request, per host."""
     demand: dict[str, tuple[int, int]] = {}
-    for item, (cpu, memory) in zip(protected, requests, strict=True):
+    for item in protected:
+        cpu, memory = launcher_requests(item.vm, item.pod)
         total_memory, total_cpu = demand.get(item.node, (0, 0))
         demand[item.node] = (total_memory + memory, total_cpu + cpu)
-    worst = set(hosts_worst_first(demand=demand, nodes=nodes)[:limit])
+    return demand
+
+
+def worst_hosts(*, protected: Sequence[ProtectedVM], nodes: Sequence[NodeCapacity], count: int) -> list[str]:
+    """The `count` hosts whose failure admission control assumes first (`hosts_worst_first`)."""
+    return hosts_worst_first(demand=protected_demand(protected), nodes=nodes)[:count]
+
+
+def capacity_for_protected(
+    *,
+    protected: Sequence[ProtectedVM],
+    nodes: Sequence[NodeCapacity],
+    limit: int,
+    topology: PodTopology | None = None,
+) -> int:
+    """`failover_capacity` for these VMs: how many host failures (up to `limit`) they survive."""
+    worst = set(worst_hosts(protected=protected, nodes=nodes, count=limit))
     by_node: dict[str, list[Candidate]] = {}
-    for item, (cpu, memory) in zip(protected, requests, strict=True):
+    instances: dict[str, set[str]] = {}
+    for item in protected:
         if item.node in worst:
+            cpu, memory = launcher_requests(item.vm, item.pod)
             by_node.setdefault(item.node, []).append(
                 Candidate(
                     key=item.vm.key,
@@ -44,6 +69,16 @@ def capacity_for_protected(*, protected: Sequence[ProtectedVM], nodes: Sequence[
                     memory_bytes=memory,
                     placement=launcher_placement(item.vm, item.pod),
                     priority=item.priority,
+                    scheduling=item.vm.scheduling,
+                    extended=launcher_extended_requests(item.vm, item.pod),
                 )
             )
-    return failover_capacity(protected_by_node=by_node, nodes=nodes, limit=limit)
+            if item.pod is not None and item.pod.vmi_uid:
+                instances.setdefault(item.node, set()).add(item.pod.vmi_uid)
+    return failover_capacity(
+        protected_by_node=by_node,
+        nodes=nodes,
+        limit=limit,
+        topology=topology,
+        instances_by_node={host: frozenset(uids) for host, uids in instances.items()},
+    )

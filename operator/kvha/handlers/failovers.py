@@ -25,7 +25,7 @@ from kvha.handlers.snapshot import Indices, by_key, first, grouped, parse_policy
 from kvha.k8s.api import Kube, plural_of
 from kvha.models.hapolicy import FencingStrategy, HAPolicySpec, HAPolicyStatus
 from kvha.models.nodefailover import NodeFailoverSpec, NodeFailoverStatus
-from kvha.placement import node_capacities
+from kvha.placement import PodTopology, node_capacities
 from kvha.protection import selects, unfenced_safe
 from kvha.reconcile import IncidentSnapshot, IncidentStep, advance_incident, fences, fresh_read_agrees, healthy_nodes
 from kvha.settings import OperatorSettings
@@ -94,6 +94,7 @@ async def drive_failover(
         seen=SIGHTINGS.of(node_name),
         sightings=sightings,
         caches_synced=SIGHTINGS.synced,
+        topology=PodTopology(nodes=nodes, pods=pods, namespace_labels=namespaces),
     )
     step = advance_incident(snapshot)
     if fences(step) and policy is not None:

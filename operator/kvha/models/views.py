@@ -103,6 +103,8 @@ class NodeView:
     unschedulable: bool = False
     kubevirt_heartbeat: datetime | None = None
     fence_confirmed: str | None = None
+    allocatable_extended: tuple[tuple[str, int], ...] = ()
+    """Extended resources and hugepages (`nvidia.com/gpu`, `hugepages-2Mi`, …) by name."""
 
     @classmethod
     def from_api(cls, obj: Obj, *, fence_annotation: str = "kvha.io/fence-confirmed") -> NodeView:
@@ -133,6 +135,7 @@ class NodeView:
             unschedulable=bool(spec.get("unschedulable", False)),
             kubevirt_heartbeat=parse_time(annotations.get(KUBEVIRT_HEARTBEAT_ANNOTATION)),
             fence_confirmed=annotations.get(fence_annotation) or None,
+            allocatable_extended=extended_resources(allocatable),
         )
 
     def condition(self, condition_type: str) -> NodeCondition | None:
@@ -181,17 +184,10 @@ class NodeSelectorTerm:
 
     @classmethod
     def from_api(cls, obj: Obj) -> NodeSelectorTerm:
-        def reqs(items: Any) -> tuple[NodeSelectorRequirement, ...]:
-            return tuple(
-                NodeSelectorRequirement(
-                    key=str(r.get("key", "")),
-                    operator=str(r.get("operator", "In")),
-                    values=tuple(str(v) for v in _list(r.get("values"))),
-                )
-                for r in _list(items)
-            )
-
-        return cls(match_expressions=reqs(obj.get("matchExpressions")), match_fields=reqs(obj.get("matchFields")))
+        return cls(
+            match_expressions=_requirements(obj.get("matchExpressions")),
+            match_fields=_requirements(obj.get("matchFields")),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +210,180 @@ class Placement:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class PodSelector:
+    """A metav1.LabelSelector over pod (or namespace) labels; an empty one selects everything."""
+
+    match_labels: tuple[tuple[str, str], ...] = ()
+    match_expressions: tuple[NodeSelectorRequirement, ...] = ()
+
+    @classmethod
+    def from_api(cls, obj: Any) -> PodSelector | None:
+        """None for a missing selector, which in pod (anti-)affinity and spread selects no pod."""
+        if not isinstance(obj, Mapping):
+            return None
+        return cls(
+            match_labels=tuple(sorted(_dict(obj.get("matchLabels")).items())),
+            match_expressions=_requirements(obj.get("matchExpressions")),
+        )
+
+
+def _requirements(items: Any) -> tuple[NodeSelectorRequirement, ...]:
+    return tuple(
+        NodeSelectorRequirement(
+            key=str(r.get("key", "")),
+            operator=str(r.get("operator", "In")),
+            values=tuple(str(v) for v in _list(r.get("values"))),
+        )
+        for r in _list(items)
+        if isinstance(r, Mapping)
+    )
+
+
+def _selector_with_own_values(obj: Obj, own_labels: Mapping[str, str]) -> PodSelector | None:
+    """The term's labelSelector, with the owner's own values of its matchLabelKeys ANDed in (as
+    the apiserver merges them when the pod is created)."""
+    selector = PodSelector.from_api(obj.get("labelSelector"))
+    keys = [str(k) for k in _list(obj.get("matchLabelKeys")) if str(k) in own_labels]
+    if selector is None or not keys:
+        return selector
+    return PodSelector(
+        match_labels=tuple(sorted({*selector.match_labels, *((k, own_labels[k]) for k in keys)})),
+        match_expressions=selector.match_expressions,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PodAffinityTerm:
+    """One required pod (anti-)affinity term: pods `selector` picks, in `namespaces` (empty: the
+    owner's own) or the namespaces `namespace_selector` picks, within one `topology_key` domain."""
+
+    selector: PodSelector | None
+    topology_key: str
+    namespaces: tuple[str, ...] = ()
+    namespace_selector: PodSelector | None = None
+
+    @classmethod
+    def from_api(cls, obj: Obj, *, own_labels: Mapping[str, str]) -> PodAffinityTerm:
+        return cls(
+            selector=_selector_with_own_values(obj, own_labels),
+            topology_key=str(obj.get("topologyKey", "")),
+            namespaces=tuple(str(n) for n in _list(obj.get("namespaces"))),
+            namespace_selector=PodSelector.from_api(obj.get("namespaceSelector")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SpreadConstraint:
+    """A topology spread constraint with whenUnsatisfiable DoNotSchedule (ScheduleAnyway is a wish)."""
+
+    max_skew: int
+    topology_key: str
+    selector: PodSelector | None
+    min_domains: int = 1
+    honor_node_affinity: bool = True
+    """nodeAffinityPolicy Honor (the default): only nodes the pod may run on form domains."""
+    honor_taints: bool = False
+    """nodeTaintsPolicy Honor: nodes with taints the pod does not tolerate form no domain."""
+
+    @classmethod
+    def from_api(cls, obj: Obj, *, own_labels: Mapping[str, str]) -> SpreadConstraint:
+        return cls(
+            max_skew=max(int(obj.get("maxSkew") or 1), 1),
+            topology_key=str(obj.get("topologyKey", "")),
+            selector=_selector_with_own_values(obj, own_labels),
+            min_domains=max(int(obj.get("minDomains") or 1), 1),
+            honor_node_affinity=obj.get("nodeAffinityPolicy", "Honor") != "Ignore",
+            honor_taints=obj.get("nodeTaintsPolicy", "Ignore") == "Honor",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PodScheduling:
+    """What inter-pod constraints read of a pod: its namespace and labels (which other pods'
+    terms select) and its own required pod (anti-)affinity terms and spread constraints."""
+
+    namespace: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    affinity: tuple[PodAffinityTerm, ...] = ()
+    anti_affinity: tuple[PodAffinityTerm, ...] = ()
+    spread: tuple[SpreadConstraint, ...] = ()
+
+    @property
+    def constrained(self) -> bool:
+        return bool(self.affinity or self.anti_affinity or self.spread)
+
+    @classmethod
+    def from_pod_spec(cls, spec: Obj, *, namespace: str, labels: Mapping[str, str]) -> PodScheduling:
+        affinity = spec.get("affinity") or {}
+
+        def required(kind: str) -> tuple[PodAffinityTerm, ...]:
+            terms = (affinity.get(kind) or {}).get("requiredDuringSchedulingIgnoredDuringExecution")
+            return tuple(PodAffinityTerm.from_api(t, own_labels=labels) for t in _list(terms) if isinstance(t, Mapping))
+
+        return cls(
+            namespace=namespace,
+            labels=labels,
+            affinity=required("podAffinity"),
+            anti_affinity=required("podAntiAffinity"),
+            spread=tuple(
+                SpreadConstraint.from_api(c, own_labels=labels)
+                for c in _list(spec.get("topologySpreadConstraints"))
+                if isinstance(c, Mapping) and c.get("whenUnsatisfiable", "DoNotSchedule") == "DoNotSchedule"
+            ),
+        )
+
+
+_BASIC_RESOURCES = frozenset({"cpu", "memory", "pods", "ephemeral-storage", "storage"})
+
+
+def extended_resources(resources: Any) -> tuple[tuple[str, int], ...]:
+    """Extended resources and hugepages of a resource list, by name (CPU, memory, pods and
+    storage are left out: the scheduler and kvha account for those separately, or not at all)."""
+    if not isinstance(resources, Mapping):
+        return ()
+    found = []
+    for name, value in resources.items():
+        if name in _BASIC_RESOURCES:
+            continue
+        try:
+            found.append((str(name), memory_bytes(value)))
+        except QuantityError:
+            continue
+    return tuple(sorted(found))
+
+
+def _add_resources(*lists: tuple[tuple[str, int], ...]) -> tuple[tuple[str, int], ...]:
+    total: dict[str, int] = {}
+    for resources in lists:
+        for name, amount in resources:
+            total[name] = total.get(name, 0) + amount
+    return tuple(sorted(total.items()))
+
+
+def guest_extended_requests(domain: Obj) -> tuple[tuple[str, int], ...]:
+    """What virt-controller adds to the launcher's requests besides CPU and memory: the guest's
+    extended resource requests, one device-plugin resource per GPU or host device, and its memory
+    as hugepages of the configured size."""
+    requests = extended_resources((domain.get("resources") or {}).get("requests"))
+    devices = domain.get("devices") or {}
+    plugged = tuple(
+        (str(d["deviceName"]), 1)
+        for d in [*_list(devices.get("gpus")), *_list(devices.get("hostDevices"))]
+        if isinstance(d, Mapping) and d.get("deviceName")
+    )
+    memory = domain.get("memory") or {}
+    page_size = (memory.get("hugepages") or {}).get("pageSize")
+    hugepages: tuple[tuple[str, int], ...] = ()
+    if page_size:
+        guest = memory.get("guest") or ((domain.get("resources") or {}).get("requests") or {}).get("memory")
+        try:
+            hugepages = ((f"hugepages-{page_size}", memory_bytes(guest)),)
+        except QuantityError:
+            hugepages = ()
+    return _add_resources(requests, plugged, hugepages)
+
+
 VM_RUN_STRATEGIES = ("Always", "RerunOnFailure", "Manual", "Halted", "Once", "WaitAsReceiver")
 
 
@@ -233,6 +403,10 @@ class VMView:
     host_devices: bool = False
     printable_status: str = ""
     ready: bool = False
+    scheduling: PodScheduling = PodScheduling()
+    """The launcher pod's labels and inter-pod constraints, from the VMI template."""
+    extended_requests: tuple[tuple[str, int], ...] = ()
+    """Extended resources and hugepages its launcher pod will request (`guest_extended_requests`)."""
 
     @property
     def key(self) -> str:
@@ -242,6 +416,7 @@ class VMView:
     def from_api(cls, obj: Obj) -> VMView:
         meta, spec, status = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
         template = (spec.get("template") or {}).get("spec") or {}
+        template_labels = _dict(((spec.get("template") or {}).get("metadata") or {}).get("labels"))
         domain = template.get("domain") or {}
         devices = domain.get("devices") or {}
         volumes = _list(template.get("volumes"))
@@ -269,7 +444,18 @@ class VMView:
             host_devices=bool(_list(devices.get("hostDevices")) or _list(devices.get("gpus"))),
             printable_status=str(status.get("printableStatus") or ""),
             ready=bool(status.get("ready", False)),
+            scheduling=PodScheduling.from_pod_spec(
+                template,
+                namespace=str(meta.get("namespace", "")),
+                labels=launcher_labels(template_labels, vm_name=str(meta.get("name", ""))),
+            ),
+            extended_requests=guest_extended_requests(domain),
         )
+
+
+def launcher_labels(template_labels: Mapping[str, str], *, vm_name: str) -> dict[str, str]:
+    """The labels virt-controller gives a VM's launcher pod: the VMI template's, plus its own."""
+    return {**template_labels, "kubevirt.io": "virt-launcher", "vm.kubevirt.io/name": vm_name}
 
 
 def run_strategy(spec: Obj) -> str:
@@ -337,6 +523,8 @@ class PodView:
     deleting: bool = False
     vmi_uid: str | None = None
     placement: Placement = Placement()
+    scheduling: PodScheduling = PodScheduling()
+    extended_requests: tuple[tuple[str, int], ...] = ()
 
     @property
     def terminal(self) -> bool:
@@ -346,16 +534,20 @@ class PodView:
     def from_api(cls, obj: Obj) -> PodView:
         meta, spec, status = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
         cpu, mem = pod_requests(spec)
+        labels = _dict(meta.get("labels"))
+        namespace = str(meta.get("namespace", ""))
         return cls(
-            namespace=str(meta.get("namespace", "")),
+            namespace=namespace,
             name=str(meta.get("name", "")),
             node_name=spec.get("nodeName") or None,
             phase=str(status.get("phase") or "Pending"),
             cpu_millis=cpu,
             memory_bytes=mem,
             deleting=meta.get("deletionTimestamp") is not None,
-            vmi_uid=_dict(meta.get("labels")).get(KUBEVIRT_CREATED_BY_LABEL),
+            vmi_uid=labels.get(KUBEVIRT_CREATED_BY_LABEL),
             placement=Placement.from_pod_spec(spec),
+            scheduling=PodScheduling.from_pod_spec(spec, namespace=namespace, labels=labels),
+            extended_requests=pod_extended_requests(spec),
         )
 
 
@@ -385,6 +577,21 @@ def pod_requests(spec: Obj) -> tuple[int, int]:
         max(sum(cpus), max(init_cpus, default=0)) + extra_cpu,
         max(sum(mems), max(init_mems, default=0)) + extra_mem,
     )
+
+
+def pod_extended_requests(spec: Obj) -> tuple[tuple[str, int], ...]:
+    """Extended resources and hugepages the pod requests, summed over its containers (init
+    containers run one at a time: the largest of them, if larger)."""
+
+    def of(container: Any) -> tuple[tuple[str, int], ...]:
+        return extended_resources(((container or {}).get("resources") or {}).get("requests"))
+
+    running = _add_resources(*(of(c) for c in _list(spec.get("containers"))))
+    init = dict(running)
+    for container in _list(spec.get("initContainers")):
+        for name, amount in of(container):
+            init[name] = max(init.get(name, 0), amount)
+    return tuple(sorted(init.items()))
 
 
 @dataclass(frozen=True, slots=True)

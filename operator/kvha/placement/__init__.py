@@ -6,19 +6,23 @@ Shared by the failover planner (where do this failed node's VMs go now) and admi
 
 from kvha.placement.capacity import (
     NodeCapacity,
+    launcher_extended_requests,
     launcher_placement,
     launcher_requests,
     node_capacities,
     reserve,
 )
 from kvha.placement.constraints import fits
+from kvha.placement.inter_pod import PodTopology
 from kvha.placement.packing import Candidate, PlacementResult, place, placement_order
 
 __all__ = [
     "Candidate",
     "NodeCapacity",
     "PlacementResult",
+    "PodTopology",
     "fits",
+    "launcher_extended_requests",
     "launcher_placement",
     "launcher_requests",
     "node_capacities",

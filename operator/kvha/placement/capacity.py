@@ -11,8 +11,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 
 from kvha.models.views import NodeView, Placement, PodView, Taint, VMView
+
+_NONE: Mapping[str, int] = MappingProxyType({})
 
 # A conservative estimate of what virt-launcher adds to the guest, after KubeVirt's
 # GetMemoryOverhead (virt-launcher, its monitor, virtqemud, virtlogd, QEMU and video RAM come to
@@ -32,18 +35,23 @@ class NodeCapacity:
     taints: tuple[Taint, ...] = ()
     free_cpu_millis: int = 0
     free_memory_bytes: int = 0
+    free_extended: Mapping[str, int] = field(default_factory=lambda: _NONE)
+    """Extended resources and hugepages left, by name (absent: none at all)."""
 
 
 def node_capacities(*, nodes: Iterable[NodeView], pods: Iterable[PodView], exclude: set[str]) -> list[NodeCapacity]:
     """The nodes a VM could be restarted on, with what is left of their allocatable resources."""
     used_cpu: dict[str, int] = {}
     used_memory: dict[str, int] = {}
+    used_extended: dict[str, list[tuple[str, int]]] = {}
     for pod in pods:  # the hot loop at 100k pods: plain dict arithmetic, no per-pod objects
         node = pod.node_name
         if node is None or pod.phase in ("Succeeded", "Failed"):
             continue
         used_cpu[node] = used_cpu.get(node, 0) + pod.cpu_millis
         used_memory[node] = used_memory.get(node, 0) + pod.memory_bytes
+        if pod.extended_requests:
+            used_extended.setdefault(node, []).extend(pod.extended_requests)
     return [
         NodeCapacity(
             name=node.name,
@@ -51,10 +59,20 @@ def node_capacities(*, nodes: Iterable[NodeView], pods: Iterable[PodView], exclu
             taints=node.taints,
             free_cpu_millis=node.allocatable_cpu_millis - used_cpu.get(node.name, 0),
             free_memory_bytes=node.allocatable_memory_bytes - used_memory.get(node.name, 0),
+            free_extended=_free_extended(node.allocatable_extended, used_extended.get(node.name, ()))
+            if node.allocatable_extended
+            else _NONE,
         )
         for node in nodes
         if not node.unschedulable and node.kubevirt_schedulable and node.name not in exclude
     ]
+
+
+def _free_extended(allocatable: Iterable[tuple[str, int]], used: Iterable[tuple[str, int]]) -> Mapping[str, int]:
+    free = dict(allocatable)
+    for name, amount in used:
+        free[name] = free.get(name, 0) - amount
+    return free
 
 
 def reserve(nodes: Iterable[NodeCapacity], reservations: Mapping[str, tuple[int, int]]) -> list[NodeCapacity]:
@@ -88,6 +106,11 @@ def launcher_requests(vm: VMView, old_pod: PodView | None) -> tuple[int, int]:
         + vcpus * LAUNCHER_MEMORY_PER_VCPU
     )
     return vm.cpu_millis + LAUNCHER_CPU_OVERHEAD_MILLIS, memory
+
+
+def launcher_extended_requests(vm: VMView, old_pod: PodView | None) -> tuple[tuple[str, int], ...]:
+    """Extended resources and hugepages of the restarted launcher pod: the old pod's when known."""
+    return old_pod.extended_requests if old_pod is not None else vm.extended_requests
 
 
 def launcher_placement(vm: VMView, old_pod: PodView | None) -> Placement:

@@ -2,7 +2,7 @@
 evaluated as the Kubernetes scheduler does (requests are checked separately, in `packing`).
 
 Only what the scheduler enforces is modelled: preferred affinity and PreferNoSchedule taints are
-wishes, not constraints, and pod (anti-)affinity is not used by virt-launcher pods by default.
+wishes, not constraints. Constraints between pods (pod affinity, topology spread) are in `inter_pod`.
 """
 
 from __future__ import annotations
@@ -31,12 +31,20 @@ class SchedulingTarget(Protocol):
 
 def fits(placement: Placement, node: SchedulingTarget) -> bool:
     """Whether the scheduler would consider `node` for a pod with these constraints."""
+    return node_affinity_allows(placement, node) and tolerates_taints(placement, node)
+
+
+def node_affinity_allows(placement: Placement, node: SchedulingTarget) -> bool:
+    """nodeSelector and required node affinity alone (what topology spread's nodeAffinityPolicy reads)."""
     labels = node.labels
     if any(labels.get(key) != value for key, value in placement.node_selector):
         return False
     terms = placement.required_terms
-    if terms and not any(_term_matches(term, labels, node.name) for term in terms):
-        return False
+    return not terms or any(_term_matches(term, labels, node.name) for term in terms)
+
+
+def tolerates_taints(placement: Placement, node: SchedulingTarget) -> bool:
+    """Every NoSchedule and NoExecute taint of the node is tolerated."""
     return all(
         any(toleration.tolerates(taint) for toleration in placement.tolerations)
         for taint in node.taints

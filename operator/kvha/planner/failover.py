@@ -30,7 +30,7 @@ concurrency limit is a promise) and is retried, with a Warning Event, until some
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
@@ -51,6 +51,8 @@ from kvha.models.views import PodView, VMIView, VMView
 from kvha.placement import (
     Candidate,
     NodeCapacity,
+    PodTopology,
+    launcher_extended_requests,
     launcher_placement,
     launcher_requests,
     place,
@@ -103,6 +105,8 @@ class FailoverSnapshot:
     """Keys of VMs that may run twice at once (`kvha.protection.unfenced_safe`)."""
     restart: RestartSpec
     now: datetime
+    topology: PodTopology | None = None
+    """Every node and bound pod, for pod (anti-)affinity and topology spread; None checks neither."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,10 +289,9 @@ class _Planning:
 
     # --- placement, rate and order -------------------------------------------------------------
 
-    def _reservations(self, entries: Sequence[FailoverVM]) -> dict[str, tuple[int, int]]:
-        """Capacity promised to restarts whose new launcher pod does not count on its node yet."""
+    def _promised(self, entries: Iterable[FailoverVM]) -> Iterable[tuple[FailoverVM, VMView, str]]:
+        """Restarts planned onto a node whose new launcher pod does not count on that node yet."""
         snap = self.snapshot
-        reserved: dict[str, tuple[int, int]] = {}
         for entry in entries:
             vm = snap.vms.get(entry.key)
             if entry.state is not VMState.RESTARTING or entry.planned_node is None or vm is None:
@@ -298,10 +301,37 @@ class _Planning:
                 new_pods = snap.launcher_pods.get(vmi.uid, ())
                 if any(p.node_name and not p.terminal for p in new_pods):
                     continue  # already in the node's requests
+            yield entry, vm, entry.planned_node
+
+    def _reservations(self, entries: Sequence[FailoverVM]) -> dict[str, tuple[int, int]]:
+        """Capacity promised to restarts whose new launcher pod does not count on its node yet."""
+        reserved: dict[str, tuple[int, int]] = {}
+        for entry, vm, node in self._promised(entries):
             cpu, memory = launcher_requests(vm, self._old_pod(entry))
-            used_cpu, used_memory = reserved.get(entry.planned_node, (0, 0))
-            reserved[entry.planned_node] = (used_cpu + cpu, used_memory + memory)
+            used_cpu, used_memory = reserved.get(node, (0, 0))
+            reserved[node] = (used_cpu + cpu, used_memory + memory)
         return reserved
+
+    def _topology(self, entries: Sequence[FailoverVM]) -> PodTopology | None:
+        """The snapshot's pods less the incident's stuck instances (removed before their
+        replacements are scheduled), plus the restarts promised a node but not bound there yet."""
+        topology = self.snapshot.topology
+        if topology is None:
+            return None
+        promised = [
+            PodView(
+                namespace=vm.namespace,
+                name=f"promised-{vm.name}",
+                node_name=node,
+                phase="Pending",
+                cpu_millis=0,
+                memory_bytes=0,
+                scheduling=vm.scheduling,
+            )
+            for _, vm, node in self._promised(entries)
+        ]
+        leaving = frozenset(e.old_vmi_uid for e in entries if e.old_vmi_uid and e.state is not VMState.SKIPPED)
+        return replace(topology, pods=[*topology.pods, *promised], leaving=topology.leaving | leaving)
 
     def _restart_candidates(self, entries: list[FailoverVM]) -> list[FailoverVM]:
         snap = self.snapshot
@@ -320,6 +350,8 @@ class _Planning:
                         memory_bytes=memory,
                         placement=launcher_placement(vm, old_pod),
                         priority=Priority.parse(entry.priority),
+                        scheduling=vm.scheduling,
+                        extended=launcher_extended_requests(vm, old_pod),
                     )
                 )
             elif snap.unfenced_allowed:
@@ -342,7 +374,7 @@ class _Planning:
         self, candidates: list[Candidate], nodes: Sequence[NodeCapacity], by_key: dict[str, FailoverVM]
     ) -> None:
         snap = self.snapshot
-        result = place(candidates=candidates, nodes=nodes)
+        result = place(candidates=candidates, nodes=nodes, topology=self._topology(list(by_key.values())))
         slots = snap.restart.max_parallel - sum(1 for e in by_key.values() if e.state is VMState.RESTARTING)
         blocked_by: str | None = None
         for priority in sorted({c.priority for c in candidates}, reverse=True):

@@ -15,18 +15,25 @@ from kvha.reconcile.policy import (
     failover_name,
     healthy_nodes,
 )
+from kvha.reconcile.what_if import ClusterRead, PlannedVM, WhatIf, WorstHost, what_if, worst_case_hosts
 
 __all__ = [
+    "ClusterRead",
     "FailoverRecord",
     "IncidentSnapshot",
     "IncidentStep",
     "NewIncident",
+    "PlannedVM",
     "PolicySnapshot",
     "PolicyStep",
+    "WhatIf",
+    "WorstHost",
     "advance_incident",
     "evaluate_policy",
     "failover_name",
     "fences",
     "fresh_read_agrees",
     "healthy_nodes",
+    "what_if",
+    "worst_case_hosts",
 ]

@@ -45,6 +45,7 @@ from kvha.models.nodefailover import (
     VMState,
 )
 from kvha.models.views import LeaseView, NodeView, PodView, VMIView, VMView
+from kvha.placement import PodTopology
 from kvha.planner import FailoverSnapshot, NodeCapacity, RestartVM, initial_entries, plan_failover
 
 STORM_RECHECK = 5.0
@@ -86,6 +87,8 @@ class IncidentSnapshot:
     """The same for every node, for the storm guard's fresh counts."""
     caches_synced: bool
     """Every watch detection judges from has delivered its initial list (see `kvha.detection.observed`)."""
+    topology: PodTopology | None = None
+    """Every node and bound pod, for pod (anti-)affinity and topology spread."""
 
     @property
     def instant(self) -> Instant:
@@ -201,6 +204,7 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
                     unfenced_safe=snap.unfenced_safe,
                     restart=snap.policy.restart,
                     now=snap.now,
+                    topology=snap.topology,
                 )
             )
             entries = list(plan.entries)

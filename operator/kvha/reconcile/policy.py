@@ -37,7 +37,7 @@ from kvha.models.conditions import condition_status, set_condition
 from kvha.models.hapolicy import FailoverRef, HAPolicySpec, HAPolicyStatus, UnprotectableCount
 from kvha.models.names import object_name
 from kvha.models.views import LeaseView, NodeView, PodView, VMIView, VMView
-from kvha.placement import node_capacities
+from kvha.placement import NodeCapacity, PodTopology, node_capacities
 from kvha.protection import Protection, classify, selects
 
 RECHECK_SECONDS = 10.0
@@ -225,21 +225,49 @@ def _capacity(
     healthy_nodes: Sequence[NodeView],
     protections: Mapping[str, Protection],
 ) -> int:
-    nodes = node_capacities(nodes=healthy_nodes, pods=snap.pods, exclude=set())
-    if not nodes:
-        return 0
+    return protected_capacity(
+        policy=policy,
+        protected=running_protected(
+            protected=protected, protections=protections, vmis=snap.vmis, launcher_pods=snap.launcher_pods
+        ),
+        nodes=node_capacities(nodes=healthy_nodes, pods=snap.pods, exclude=set()),
+        topology=PodTopology(nodes=snap.nodes, pods=snap.pods, namespace_labels=snap.namespace_labels),
+    )
+
+
+def running_protected(
+    *,
+    protected: Sequence[VMView],
+    protections: Mapping[str, Protection],
+    vmis: Mapping[str, VMIView],
+    launcher_pods: Mapping[str, Sequence[PodView]],
+) -> list[ProtectedVM]:
+    """The protected VMs running now, where, with their launcher pods: what a host failure displaces."""
     running = []
     for vm in protected:
-        vmi = snap.vmis.get(vm.key)
+        vmi = vmis.get(vm.key)
         if vmi is None or vmi.node_name is None or vmi.phase != "Running":
             continue  # not running anywhere: nothing to absorb
-        pods = snap.launcher_pods.get(vmi.uid, ())
+        pods = launcher_pods.get(vmi.uid, ())
         pod = next((p for p in pods if not p.terminal), None)
         running.append(ProtectedVM(vm=vm, node=vmi.node_name, pod=pod, priority=int(protections[vm.key].priority)))
+    return running
+
+
+def protected_capacity(
+    *,
+    policy: HAPolicySpec,
+    protected: Sequence[ProtectedVM],
+    nodes: Sequence[NodeCapacity],
+    topology: PodTopology | None,
+) -> int:
+    """How many host failures the cluster can absorb for these VMs, as the policy's status shows it."""
+    if not nodes:
+        return 0
     target = policy.admission_control.host_failures_to_tolerate
     # Look a little past the target so the column shows headroom, not just "target reached".
     limit = min(max(target + 2, 3), max(len(nodes) - 1, 0))
-    return capacity_for_protected(protected=running, nodes=nodes, limit=limit)
+    return capacity_for_protected(protected=protected, nodes=nodes, limit=limit, topology=topology)
 
 
 def _status(

@@ -350,9 +350,11 @@ def test_every_entry_points_at_code_that_uses_it() -> None:
 def test_only_the_scanned_modules_talk_to_the_api() -> None:
     """The scan is complete only if no other module constructs a client API or a kopf handler."""
     scanned = {PACKAGE / "k8s" / "api.py", PACKAGE / "k8s" / "leader.py"}
+    # `kvha plan` and `kvha status` list with the user's kubeconfig, never the operator's account.
+    users_own = {PACKAGE / "k8s" / "listing.py"}
     for path in PACKAGE.rglob("*.py"):
         text = path.read_text()
-        if path not in scanned:
+        if path not in scanned | users_own:
             assert not re.search(r"\b\w+V\d\w*Api\(|CustomObjectsApi\(", text), f"{path}: API client"
         if path.parent != HANDLERS:
             assert not re.search(r"@kopf\.(on|index|timer|daemon)", text), f"{path}: kopf handler"
