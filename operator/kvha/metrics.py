@@ -22,6 +22,12 @@ VMS_RESTORED = Counter(
     ["policy", "priority"],
     registry=REGISTRY,
 )
+VM_RESTARTS_FAILED = Counter(
+    "kvha_vm_restarts_failed_total",
+    "VMs kvha gave up restarting: their stuck instance did not go away within maxAttempts.",
+    ["policy", "priority"],
+    registry=REGISTRY,
+)
 RECOVERY_SECONDS = Histogram(
     "kvha_vm_recovery_seconds",
     "From node failure detected to the VM Running again elsewhere.",
@@ -108,6 +114,10 @@ def observe_incident_closed(policy: str, outcome: str) -> None:
 def observe_vm_restored(*, policy: str, priority: str, recovery_seconds: float) -> None:
     VMS_RESTORED.labels(policy=policy, priority=priority).inc()
     RECOVERY_SECONDS.labels(policy=policy).observe(max(recovery_seconds, 0.0))
+
+
+def observe_vm_restart_failed(*, policy: str, priority: str) -> None:
+    VM_RESTARTS_FAILED.labels(policy=policy, priority=priority).inc()
 
 
 def observe_fenced(*, policy: str, strategy: str, seconds: float) -> None:

@@ -26,8 +26,17 @@ from kvha.k8s.api import Kube, plural_of
 from kvha.models.hapolicy import FencingStrategy, HAPolicySpec, HAPolicyStatus
 from kvha.models.nodefailover import NodeFailoverSpec, NodeFailoverStatus
 from kvha.placement import PodTopology, node_capacities
-from kvha.protection import selects, unfenced_safe
-from kvha.reconcile import IncidentSnapshot, IncidentStep, advance_incident, fences, fresh_read_agrees, healthy_nodes
+from kvha.protection import unfenced_safe
+from kvha.reconcile import (
+    IncidentSnapshot,
+    IncidentStep,
+    advance_incident,
+    fences,
+    fresh_read_agrees,
+    healthy_nodes,
+    incident_policy,
+    incident_vms,
+)
 from kvha.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -56,18 +65,15 @@ async def drive_failover(
     # kopf's body is live: pin the version this step is computed from before anything awaits.
     computed_from, observed = body["metadata"]["resourceVersion"], dict(status)
     record = first(ix.policies, failover_spec.policy_name)
-    policy, _problem = parse_policy(record["spec"]) if record else (None, None)
+    live_policy, _problem = parse_policy(record["spec"]) if record else (None, None)
+    policy = incident_policy(current, live_policy)  # the copy the incident recorded when it opened
     policy_status = HAPolicyStatus.model_validate(record["status"]) if record and record["status"] else HAPolicyStatus()
     node_name = failover_spec.node_name
     nodes = list(values(ix.nodes))
     leases = by_key(ix.leases)
     pods = list(values(ix.pods_by_node))
     namespaces = by_key(ix.namespaces)
-    vms = {
-        vm.key: vm
-        for vm in values(ix.vms)
-        if policy is not None and selects(policy, vm, namespaces.get(vm.namespace, {}))
-    }
+    vms = incident_vms(status=current, policy=policy, vms=values(ix.vms), namespace_labels=namespaces)
     claims = by_key(ix.claims)
     sightings = {n.name: SIGHTINGS.of(n.name) for n in nodes}
     healthy = healthy_nodes(nodes=nodes, leases=leases, sightings=sightings, policy=policy, now=now) if policy else []
@@ -76,7 +82,7 @@ async def drive_failover(
         uid=str(body["metadata"]["uid"]),
         spec=failover_spec,
         status=current,
-        policy=policy,
+        policy=live_policy,
         node=first(ix.nodes, node_name),
         lease=leases.get(node_name),
         all_nodes=nodes,
@@ -160,6 +166,8 @@ async def _remediation(
 
 
 def _observe(step: Any, *, policy_name: str, policy: HAPolicySpec | None, detected: Any) -> None:
+    for entry in step.failed:
+        metrics.observe_vm_restart_failed(policy=policy_name, priority=entry.priority)
     for entry in step.restored:
         if entry.running_at is not None:
             metrics.observe_vm_restored(

@@ -202,7 +202,21 @@ class RestartSpec(ApiModel):
         ),
     )
     tier_timeout: Duration = Field(default="2m", description="Longest wait for the previous tier to become Ready.")
-    max_parallel: int = Field(default=10, ge=1, le=1000, description="Most VMs being restarted at once.")
+    max_parallel: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description=(
+            "Most VMs being restarted at once. A VM whose new instance is not running tierTimeout after its "
+            "restart no longer counts."
+        ),
+    )
+    max_attempts: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description=("Times kvha removes a VM's stuck instance (every 10s) before that VM's restart is marked Failed."),
+    )
 
 
 class AdmissionControlSpec(ApiModel):

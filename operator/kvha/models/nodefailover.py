@@ -13,6 +13,7 @@ from datetime import datetime
 from pydantic import Field
 
 from kvha.models.base import ApiModel, Condition, PriorityName
+from kvha.models.hapolicy import HAPolicySpec
 
 
 class FailoverPhase(enum.StrEnum):
@@ -53,7 +54,11 @@ class FailoverVM(ApiModel):
     planned_node: str | None = None
     node: str | None = Field(default=None, description="Where the VM runs again.")
     old_vmi_uid: str | None = Field(default=None, description="The stuck instance kvha removed.")
-    restarted_at: datetime | None = None
+    restarted_at: datetime | None = Field(
+        default=None, description="When the VM's restart began: kvha's first attempt, or its stuck instance seen gone."
+    )
+    attempts: int = Field(default=0, ge=0, description="How often kvha has removed the VM's stuck instance.")
+    last_attempt_at: datetime | None = Field(default=None, description="When kvha last removed its stuck instance.")
     running_at: datetime | None = None
 
     @property
@@ -86,6 +91,13 @@ class NodeFailoverSpec(ApiModel):
 
 class NodeFailoverStatus(ApiModel):
     phase: FailoverPhase = FailoverPhase.DETECTED
+    policy: HAPolicySpec | None = Field(
+        default=None,
+        description=(
+            "The HAPolicy's spec when the incident opened; `vms` lists the VMs it selected then. The incident "
+            "is driven from these copies: editing, invalidating or deleting the policy does not change it."
+        ),
+    )
     conditions: list[Condition] = Field(default_factory=list)
     fencing: FencingStatus | None = None
     vms: list[FailoverVM] = Field(default_factory=list)

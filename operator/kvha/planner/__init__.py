@@ -20,6 +20,7 @@ from kvha.planner.failover import (
     FailoverPlan,
     FailoverSnapshot,
     RestartVM,
+    holds_restart_slot,
     initial_entries,
     plan_failover,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "PlacementResult",
     "RestartVM",
     "fits",
+    "holds_restart_slot",
     "initial_entries",
     "launcher_placement",
     "launcher_requests",

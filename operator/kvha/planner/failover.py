@@ -9,22 +9,26 @@ entries and the restarts to perform. The rules, in the order they apply:
   stuck instance recorded when the incident opened (`old_vmi_uid`, on the failed node) is ever
   removed, so a VM that KubeVirt already started elsewhere, or that runs again on the recovered
   node, is never touched.
-* Crash safety: the handler writes the returned entries (Restarting, `restarted_at`) *before* it
-  acts. A Restarting entry whose old instance is still there re-issues its restart only
-  `RETRY_INTERVAL` seconds after `restarted_at` (which each retry moves), so planning again on an
-  unchanged snapshot at the same moment yields no new actions.
+* Crash safety: the handler writes the returned entries (Restarting, `attempts`, `last_attempt_at`)
+  *before* it acts. A Restarting entry whose old instance is still there re-issues its restart
+  only `RETRY_INTERVAL` seconds after `last_attempt_at`, so planning again on an unchanged snapshot
+  at the same moment yields no new actions. After `maxAttempts` attempts that did not take effect
+  the entry is Failed, with the reason, so that the incident can complete.
 * Capacity: VMs are placed highest priority first, then largest, on the node with most free
   memory they may run on (`kvha.placement.place`); capacity is set aside for restarts whose new
   pod is not bound yet. A VM that fits nowhere waits (WaitingForCapacity, with the reason) and is
   retried on every plan, ahead of lower priorities.
-* Rate: at most `maxParallel` entries are Restarting at once.
+* Rate: at most `maxParallel` entries hold a restart slot at once. A Restarting entry holds one
+  while its stuck instance is still there, and afterwards until its new instance runs or
+  `tierTimeout` has passed since its last attempt: a replacement that never becomes ready (image
+  pull, missing secret, crash loop) must not keep every other VM waiting.
 * Order: with tierOrdering WaitForReady a priority tier starts only once every higher tier is
   settled (Running, Skipped, Failed), waiting for capacity, or stalled (its restart had to be
   re-issued), or `tierTimeout` has passed since that higher tier's first restart.
 
-`restarted_at` therefore records the latest restart attempt, and a tier's clock starts at the
-earliest one on record. A VM whose stuck instance cannot be removed keeps its restart slot (the
-concurrency limit is a promise) and is retried, with a Warning Event, until someone looks.
+`restarted_at` records when a VM's restart began, and a tier's clock starts at the earliest one on
+record. A VM whose stuck instance cannot be removed keeps its restart slot (the concurrency limit
+is a promise) and is retried, with a Warning Event, until it runs out of attempts.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
 from kvha.constants import (
+    REASON_VM_RESTART_FAILED,
     REASON_VM_RESTARTING,
     REASON_VM_RESTORED,
     REASON_VM_UNPROTECTED,
@@ -132,6 +137,11 @@ class FailoverPlan:
     def settled(self) -> bool:
         """Every VM is Running, Skipped or Failed: the incident's restarts are complete."""
         return all(e.state.settled for e in self.entries)
+
+
+def holds_restart_slot(entry: FailoverVM, snapshot: FailoverSnapshot) -> bool:
+    """Whether the entry counts against `maxParallel` in this snapshot."""
+    return _Planning(snapshot).holds_slot(entry)
 
 
 def initial_entries(
@@ -264,28 +274,53 @@ class _Planning:
         old_vmi_alive = vmi is not None and vmi.uid == entry.old_vmi_uid and vmi.phase not in _FINAL_VMI_PHASES
         return bool(entry.old_vmi_uid) and (old_vmi_alive or any(not p.terminal for p in self._old_pods(entry)))
 
-    def _stalled_reason(self, entry: FailoverVM) -> str:
-        return (
-            f"its stuck instance {entry.old_vmi_uid} on node {self.snapshot.failed_node} did not go away; "
-            f"the restart is re-issued every {format_seconds(RETRY_INTERVAL)}"
-        )
-
     def _stalled(self, entry: FailoverVM) -> bool:
         """A restart that had to be re-issued and still has not taken effect."""
-        return entry.reason == self._stalled_reason(entry) and self._old_instance_remains(entry)
+        return entry.attempts > 1 and self._old_instance_remains(entry)
+
+    def _last_attempt(self, entry: FailoverVM) -> datetime:
+        # Entries written before `lastAttemptAt` existed kept the latest attempt in `restartedAt`.
+        return entry.last_attempt_at or entry.restarted_at or self.snapshot.now
+
+    def holds_slot(self, entry: FailoverVM) -> bool:
+        """Restarting, and either its stuck instance is still there (kvha's part is not done) or
+        its replacement is within `tierTimeout` of the last attempt (it may still be booting)."""
+        if entry.state is not VMState.RESTARTING:
+            return False
+        return self._old_instance_remains(entry) or self.snapshot.now < self._slot_released_at(entry)
+
+    def _slot_released_at(self, entry: FailoverVM) -> datetime:
+        return self._last_attempt(entry) + timedelta(seconds=seconds(self.snapshot.restart.tier_timeout))
 
     def _retry(self, entry: FailoverVM) -> FailoverVM:
-        """Re-issue a restart whose effect is not visible yet, at most every RETRY_INTERVAL."""
+        """Re-issue a restart whose effect is not visible yet, at most every RETRY_INTERVAL and at
+        most `maxAttempts` times in all; then the VM's restart has failed."""
         snap = self.snapshot
         if not self._old_instance_remains(entry) or not self._may_restart(entry.key):
-            return _update(entry, reason=None) if entry.reason == self._stalled_reason(entry) else entry
-        due = (entry.restarted_at or snap.now) + timedelta(seconds=RETRY_INTERVAL)
+            return _update(entry, reason=None) if entry.attempts > 1 and entry.reason else entry
+        due = self._last_attempt(entry) + timedelta(seconds=RETRY_INTERVAL)
         if snap.now < due:
             self.rechecks.append((due - snap.now).total_seconds())
             return entry
+        where = f"its stuck instance {entry.old_vmi_uid} on node {snap.failed_node}"
+        if entry.attempts >= snap.restart.max_attempts:
+            return _update(
+                entry,
+                state=VMState.FAILED,
+                planned_node=None,
+                reason=f"{where} did not go away after {entry.attempts} attempts (maxAttempts)",
+            )
         self.actions.append(self._restart(entry))
         self.rechecks.append(RETRY_INTERVAL)
-        return _update(entry, restarted_at=snap.now, reason=self._stalled_reason(entry))
+        return _update(
+            entry,
+            attempts=entry.attempts + 1,
+            last_attempt_at=snap.now,
+            reason=(
+                f"{where} did not go away; the restart is re-issued every {format_seconds(RETRY_INTERVAL)} "
+                f"(attempt {entry.attempts + 1} of {snap.restart.max_attempts})"
+            ),
+        )
 
     # --- placement, rate and order -------------------------------------------------------------
 
@@ -375,7 +410,8 @@ class _Planning:
     ) -> None:
         snap = self.snapshot
         result = place(candidates=candidates, nodes=nodes, topology=self._topology(list(by_key.values())))
-        slots = snap.restart.max_parallel - sum(1 for e in by_key.values() if e.state is VMState.RESTARTING)
+        holders = [e for e in by_key.values() if self.holds_slot(e)]
+        slots = snap.restart.max_parallel - len(holders)
         blocked_by: str | None = None
         for priority in sorted({c.priority for c in candidates}, reverse=True):
             blocked_by = blocked_by or self._tier_blocker(by_key.values(), priority)
@@ -392,6 +428,7 @@ class _Planning:
                         reason=result.reasons.get(candidate.key, "no node has room for it"),
                     )
                 elif slots <= 0:
+                    self._recheck_when_a_slot_frees(holders)
                     by_key[entry.key] = _update(
                         entry,
                         state=VMState.PENDING,
@@ -410,8 +447,16 @@ class _Planning:
                         state=VMState.RESTARTING,
                         planned_node=node,
                         restarted_at=snap.now,
+                        attempts=entry.attempts + 1,
+                        last_attempt_at=snap.now,
                         reason=None,
                     )
+
+    def _recheck_when_a_slot_frees(self, holders: Iterable[FailoverVM]) -> None:
+        now = self.snapshot.now
+        releases = [self._slot_released_at(e) for e in holders if not self._old_instance_remains(e)]
+        if releases:
+            self.rechecks.append(max((min(releases) - now).total_seconds(), 0.0))
 
     def _tier_blocker(self, entries: Iterable[FailoverVM], priority: int) -> str | None:
         """Why the tier at `priority` may not start yet, or None if it may."""
@@ -457,10 +502,13 @@ class _Planning:
                 f"room on node {self.planned[key]}"
             )
             return EventNote(REASON_VM_RESTARTING, message, vm=key)
-        if after.state is before.state and after.restarted_at == before.restarted_at:
+        if after.state is before.state and after.attempts == before.attempts:
             return None
         if after.state is VMState.RESTARTING and before.state is VMState.RESTARTING:
-            message = f"retrying the restart of VM {key}: instance {after.old_vmi_uid} still on node {node}"
+            message = (
+                f"retrying the restart of VM {key} (attempt {after.attempts} of {self.snapshot.restart.max_attempts}): "
+                f"instance {after.old_vmi_uid} still on node {node}"
+            )
             return EventNote(REASON_VM_RESTARTING, message, "Warning", vm=key)
         took = ""
         if after.restarted_at is not None and after.running_at is not None:
@@ -479,6 +527,7 @@ class _Planning:
                 "Warning",
             ),
             VMState.SKIPPED: (REASON_VM_UNPROTECTED, f"VM {key} is not restarted: {after.reason}", "Warning"),
+            VMState.FAILED: (REASON_VM_RESTART_FAILED, f"VM {key} could not be restarted: {after.reason}", "Warning"),
         }
         note = notes.get(after.state)
         return None if note is None else EventNote(*note, vm=key)

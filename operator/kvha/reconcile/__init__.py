@@ -5,7 +5,15 @@ return the new status plus the actions to take; they never touch the API, so a w
 be replayed in a unit test with a fake clock.
 """
 
-from kvha.reconcile.incident import IncidentSnapshot, IncidentStep, advance_incident, fences, fresh_read_agrees
+from kvha.reconcile.incident import (
+    IncidentSnapshot,
+    IncidentStep,
+    advance_incident,
+    fences,
+    fresh_read_agrees,
+    incident_policy,
+    incident_vms,
+)
 from kvha.reconcile.policy import (
     FailoverRecord,
     NewIncident,
@@ -34,6 +42,8 @@ __all__ = [
     "fences",
     "fresh_read_agrees",
     "healthy_nodes",
+    "incident_policy",
+    "incident_vms",
     "what_if",
     "worst_case_hosts",
 ]

@@ -3,11 +3,16 @@
 The NodeFailover's status is the whole memory of the incident. Each step reads it with a fresh
 snapshot of the cluster and returns the next status and the actions; the handler writes the status
 *before* acting, so a crash between the two repeats an idempotent action rather than losing one.
+
+That memory includes a copy of the policy's spec and the VMs it selected, taken when the incident
+opens: an incident is driven from its copy, so deleting, editing or briefly invalidating the
+HAPolicy mid-incident neither fails it nor abandons its VMs. Incidents opened by a kvha without the
+copy follow the live policy, and record it at their first step that sees a valid one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -47,6 +52,7 @@ from kvha.models.nodefailover import (
 from kvha.models.views import LeaseView, NodeView, PodView, VMIView, VMView
 from kvha.placement import PodTopology
 from kvha.planner import FailoverSnapshot, NodeCapacity, RestartVM, initial_entries, plan_failover
+from kvha.protection import selects
 
 STORM_RECHECK = 5.0
 CACHE_SYNC_RECHECK = 1.0
@@ -60,7 +66,8 @@ class IncidentSnapshot:
     spec: NodeFailoverSpec
     status: NodeFailoverStatus
     policy: HAPolicySpec | None
-    """None when the policy was deleted or became invalid mid-incident."""
+    """The live policy; None when it was deleted or is invalid. The step follows the incident's
+    recorded copy (`incident_policy`) and uses this one only for incidents without a copy."""
     node: NodeView | None
     lease: LeaseView | None
     all_nodes: Sequence[NodeView]
@@ -72,7 +79,7 @@ class IncidentSnapshot:
     remediation: RemediationObservation | None
     pods_on_node: Sequence[PodView]
     vms: Mapping[str, VMView]
-    """VMs the incident's policy selects, by `namespace/name`."""
+    """The incident's VMs by `namespace/name` (`incident_vms`)."""
     vmis: Mapping[str, VMIView]
     launcher_pods: Mapping[str, Sequence[PodView]]
     nodes: Sequence[NodeCapacity]
@@ -104,6 +111,8 @@ class IncidentStep:
     recheck_after: float | None = None
     restored: tuple[FailoverVM, ...] = ()
     """Entries that reached Running in this step (for metrics)."""
+    failed: tuple[FailoverVM, ...] = ()
+    """Entries whose restart failed in this step (for metrics)."""
     fenced_after: float | None = None
     """Seconds fencing took, when it was confirmed in this step."""
     finished: bool = False
@@ -112,11 +121,36 @@ class IncidentStep:
     """Set when the incident reaches a terminal phase in this step."""
 
 
+def incident_policy(status: NodeFailoverStatus, live: HAPolicySpec | None) -> HAPolicySpec | None:
+    """The policy an incident follows: its recorded copy, or the live one if it has none."""
+    return status.policy if status.policy is not None else live
+
+
+def incident_vms(
+    *,
+    status: NodeFailoverStatus,
+    policy: HAPolicySpec | None,
+    vms: Iterable[VMView],
+    namespace_labels: Mapping[str, Mapping[str, str]],
+) -> dict[str, VMView]:
+    """The VMs an incident deals with, by `namespace/name`: before it opens, those its policy
+    selects; once open, exactly those recorded in its entries, whatever the policy selects now
+    (narrowing `vmSelector` mid-incident must not abandon a VM that was protected when its host died)."""
+    if status.started_at is not None:
+        recorded = {e.key for e in status.vms}
+        return {vm.key: vm for vm in vms if vm.key in recorded}
+    if policy is None:
+        return {}
+    return {vm.key: vm for vm in vms if selects(policy, vm, namespace_labels.get(vm.namespace, {}))}
+
+
 def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
     status = snap.status
     if not snap.caches_synced:
         # A node missing from a half-filled cache looks deleted, its Lease absent: no step at all.
         return IncidentStep(status=status, recheck_after=CACHE_SYNC_RECHECK)
+    policy = incident_policy(status, snap.policy)
+    status = _with_copies(snap, status, policy)
     # Counted afresh only while the step may still fence or restart: a finished-but-undoing
     # incident (say, waiting for pods to leave a recovered node) would pay for every node each tick.
     may_act = not status.phase.terminal or any(e.state is VMState.WAITING_FOR_CAPACITY for e in status.vms)
@@ -125,15 +159,15 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
             nodes=snap.all_nodes,
             leases=snap.leases,
             sightings=snap.sightings,
-            policy=snap.policy,
+            policy=policy,
             previous=snap.recorded_storm,
             now=snap.instant,
         )
-        if snap.policy is not None and may_act
+        if policy is not None and may_act
         else snap.recorded_storm
     )
-    policy_fencing = snap.policy.fencing if snap.policy else _recorded_fencing(status.fencing)
-    detection = snap.policy.detection if snap.policy else None
+    policy_fencing = policy.fencing if policy else _recorded_fencing(status.fencing)
+    detection = policy.detection if policy else None
     verdict_healthy = False
     if snap.node is not None and detection is not None:
         verdict_healthy, _ = incident_can_close(
@@ -150,16 +184,7 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
         last_heard_from=last_heard_from(node=snap.node, lease=snap.lease, seen=snap.seen),
     )
     entries = list(status.vms)
-    if status.started_at is None and snap.policy is not None:
-        entries = initial_entries(
-            vms=snap.vms.values(),
-            vmis=snap.vmis,
-            failed_node=snap.spec.node_name,
-            default_priority=snap.policy.restart.default_priority,
-        )
-        status = status.model_copy(update={"started_at": snap.now, "vms": entries})
-
-    if snap.policy is None and not status.phase.terminal:
+    if policy is None and not status.phase.terminal:
         return _policy_gone(snap, status)
 
     if (
@@ -183,7 +208,7 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
         fenced_after = (fence.status.confirmed_at - started).total_seconds()
 
     held_message = None
-    if _plans(phase, fence.status, entries) and snap.policy is not None:
+    if _plans(phase, fence.status, entries) and policy is not None:
         if storm.blocks_action:
             held_message = f"restarts held by the storm guard: {storm.message}"
             if status.message != held_message:
@@ -202,7 +227,7 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
                     fenced=fenced,
                     unfenced_allowed=unfenced_allowed,
                     unfenced_safe=snap.unfenced_safe,
-                    restart=snap.policy.restart,
+                    restart=policy.restart,
                     now=snap.now,
                     topology=snap.topology,
                 )
@@ -230,6 +255,7 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
             events.append(EventNote(REASON_FAILOVER_COMPLETED, new_status.message or "", "Normal"))
     before = {e.key: e.state for e in status.vms}
     restored = tuple(e for e in entries if e.state is VMState.RUNNING and before.get(e.key) is not VMState.RUNNING)
+    failed = tuple(e for e in entries if e.state is VMState.FAILED and before.get(e.key) is not VMState.FAILED)
     return IncidentStep(
         status=new_status,
         fence_actions=fence.actions,
@@ -237,10 +263,29 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
         events=tuple(events),
         recheck_after=min((r for r in rechecks if r is not None), default=None),
         restored=restored,
+        failed=failed,
         fenced_after=fenced_after,
         finished=phase.terminal and fence.settled and not new_status.waiting,
         outcome=outcome,
     )
+
+
+def _with_copies(snap: IncidentSnapshot, status: NodeFailoverStatus, policy: HAPolicySpec | None) -> NodeFailoverStatus:
+    """The status with the copies the incident is driven from: the policy (recorded once), and
+    when the incident opens, the VMs that policy selects on the failed node."""
+    if policy is None:
+        return status
+    if status.policy is None:
+        status = status.model_copy(update={"policy": policy})
+    if status.started_at is None:
+        entries = initial_entries(
+            vms=snap.vms.values(),
+            vmis=snap.vmis,
+            failed_node=snap.spec.node_name,
+            default_priority=policy.restart.default_priority,
+        )
+        status = status.model_copy(update={"started_at": snap.now, "vms": entries})
+    return status
 
 
 def fences(step: IncidentStep) -> bool:
@@ -317,6 +362,8 @@ def _message(
         text = f"{running} of {restartable} VMs running again"
         if waiting:
             text += f", {waiting} waiting for capacity"
+        if failed := sum(1 for e in entries if e.state is VMState.FAILED):
+            text += f", {failed} could not be restarted"
         if phase is FailoverPhase.COMPLETED:
             took = (snap.now - snap.spec.detected_at).total_seconds()
             text += f"; completed {format_seconds(took)} after detection"

@@ -17,7 +17,7 @@ from kvha_testbed.sim.context import SimContext, now_rfc3339
 from kvha_testbed.sim.ledger import vm_key
 from kvha_testbed.sim.vm_logic import FINAL_PHASES, deleting
 from kvha_testbed.sim.vmi_controller import pods_of, reap_orphaned_guests, requeued_when_stale
-from kvha_testbed.sim.vmi_logic import VmiPlan, pod_alive, transition
+from kvha_testbed.sim.vmi_logic import VmiPlan, never_boots, pod_alive, transition
 
 
 def plan_handler(vmi: Obj, pods: list[Obj], *, node_up: bool, guest_live: bool, now: str) -> VmiPlan:
@@ -31,6 +31,8 @@ def plan_handler(vmi: Obj, pods: list[Obj], *, node_up: bool, guest_live: bool, 
         return VmiPlan(stop_guest=f"VMI is {current}: virt-handler killed the domain" if guest_live else None)
     on_node = [p for p in pods if (p.get("spec") or {}).get("nodeName") == node]
     if current == "Scheduled":
+        if never_boots(vmi):
+            return VmiPlan()  # its guest never starts (NEVER_BOOTS_LABEL): Scheduled, never Ready
         booted = any(
             pod_alive(p) and not deleting(p) and (p.get("status") or {}).get("phase") == "Running" for p in on_node
         )

@@ -60,6 +60,17 @@ def transition(status: Obj, new_phase: str, now: str) -> Obj:
     return {"phase": new_phase, "phaseTransitionTimestamps": stamps}
 
 
+NEVER_BOOTS_LABEL = "kvha-testbed.io/never-boots"
+"""Test-only: a VMI labelled `kvha-testbed.io/never-boots=true` never boots. Its launcher pod runs
+but the guest never starts, so the VMI stays Scheduled and never Ready, the way a replacement with
+an image it cannot pull, a missing secret or a crash-looping guest does. Put it on a running VM's
+template (`spec.template.metadata.labels`): the running instance is unaffected, the next one is broken."""
+
+
+def never_boots(vmi: Obj) -> bool:
+    return ((vmi.get("metadata") or {}).get("labels") or {}).get(NEVER_BOOTS_LABEL) == "true"
+
+
 def plan_vmi(vmi: Obj, pods: list[Obj], *, node_up: bool, guest_live: bool, now: str) -> VmiPlan:
     """Decide the next step for a VMI that is not being deleted.
 
@@ -80,7 +91,9 @@ def plan_vmi(vmi: Obj, pods: list[Obj], *, node_up: bool, guest_live: bool, now:
         return VmiPlan(
             status=transition(status, pod_phase, now), stop_guest=f"launcher pod {pod_phase}" if guest_live else None
         )
-    return _follow_pod(status, current, pod, node_up=node_up, guest_live=guest_live, now=now)
+    return _follow_pod(
+        status, current, pod, node_up=node_up, guest_live=guest_live, now=now, boots=not never_boots(vmi)
+    )
 
 
 def _without_pod(status: Obj, current: str, *, node_up: bool, now: str) -> VmiPlan:
@@ -95,7 +108,9 @@ def _without_pod(status: Obj, current: str, *, node_up: bool, now: str) -> VmiPl
     )
 
 
-def _follow_pod(status: Obj, current: str, pod: Obj, *, node_up: bool, guest_live: bool, now: str) -> VmiPlan:
+def _follow_pod(
+    status: Obj, current: str, pod: Obj, *, node_up: bool, guest_live: bool, now: str, boots: bool = True
+) -> VmiPlan:
     """Scheduling/Scheduled/Running from a live launcher pod; Ready mirrors the pod's Ready."""
     plan = VmiPlan()
     pod_status, pod_meta = pod.get("status") or {}, pod.get("metadata") or {}
@@ -113,7 +128,7 @@ def _follow_pod(status: Obj, current: str, pod: Obj, *, node_up: bool, guest_liv
                 reason=scheduled.get("reason", ""),
                 message=scheduled.get("message", ""),
             )
-    elif pod_status.get("phase") == "Running" and node_up and current != "Running":
+    elif pod_status.get("phase") == "Running" and node_up and current != "Running" and boots:
         next_phase, plan.start_guest = "Running", True
     elif current == "Running" and node_up and not guest_live:
         next_phase = "Failed"  # the guest is gone although the pod looks fine (node rebooted)

@@ -48,6 +48,6 @@ def test_drift_is_detected(chart: ModuleType, monkeypatch: pytest.MonkeyPatch, t
     copy = tmp_path / "crds"
     copy.mkdir()
     for path in chart.CRDS.glob("*.yaml"):
-        (copy / path.name).write_text(path.read_text().replace("maxParallel", "maxParalel"))
+        (copy / path.name).write_text(path.read_text().replace("watchedNodes", "watchedNode"))
     monkeypatch.setattr(chart, "CHART_CRDS", copy)
     assert chart.stale_chart_crds() == ["hapolicies.kvha.io.yaml"]

@@ -131,7 +131,8 @@ def test_planning_again_on_the_same_snapshot_repeats_nothing_and_retries_only_af
     assert again.events == ()
     retry = plan_failover(snapshot([web], entries=first.entries, after=10))
     assert [a.vmi_uid for a in retry.actions] == ["old-web"]  # the old instance is still there
-    assert retry.entries[0].restarted_at == NOW + timedelta(seconds=10)
+    assert retry.entries[0].last_attempt_at == NOW + timedelta(seconds=10)
+    assert retry.entries[0].restarted_at == NOW  # when the restart began
     assert retry.events[0].type == "Warning"
 
 

@@ -15,7 +15,7 @@ from kvha.models.base import Priority
 from kvha.models.nodefailover import FailoverVM, VMState
 from kvha.models.views import PodView
 from kvha.placement import fits, launcher_placement, launcher_requests, node_capacities
-from kvha.planner import FailoverPlan, FailoverSnapshot, initial_entries, plan_failover
+from kvha.planner import FailoverPlan, FailoverSnapshot, holds_restart_slot, initial_entries, plan_failover
 
 
 def snapshot_of(world: World, entries: tuple[FailoverVM, ...]) -> FailoverSnapshot:
@@ -74,8 +74,8 @@ def check(world: World, snapshot: FailoverSnapshot, plan: FailoverPlan) -> None:
         vmi = world.vmis.get(action.key)
         assert vmi is None or vmi.uid != action.vmi_uid or vmi.node_name == FAILED_NODE
 
-    if new_restarts:  # never more than maxParallel restarting at once
-        assert sum(e.state is VMState.RESTARTING for e in plan.entries) <= world.restart.max_parallel
+    if new_restarts:  # never more than maxParallel holding a restart slot at once
+        assert sum(holds_restart_slot(e, snapshot) for e in plan.entries) <= world.restart.max_parallel
 
     nodes = {n.name: n for n in world.nodes}
     for action in new_restarts:  # never onto a node the VM may not use

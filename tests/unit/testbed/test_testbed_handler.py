@@ -7,6 +7,7 @@ from typing import Any
 
 from kvha_testbed.kubevirt_components import local_webhooks
 from kvha_testbed.sim.handler import plan_handler
+from kvha_testbed.sim.vmi_logic import NEVER_BOOTS_LABEL, plan_vmi
 
 NOW = "2026-01-01T00:00:00Z"
 Obj = dict[str, Any]
@@ -29,6 +30,20 @@ def test_a_scheduled_vmi_boots_once_its_launcher_runs() -> None:
     assert plan.status is not None
     assert plan.status["phase"] == "Running"
     assert plan.status["phaseTransitionTimestamps"] == [{"phase": "Running", "phaseTransitionTimestamp": NOW}]
+
+
+def test_a_vmi_labelled_never_boots_stays_scheduled_although_its_launcher_runs() -> None:
+    """The test-only stand-in for a replacement that never becomes ready (image pull, missing
+    secret, crash loop): both the handler beside real virt-controller and the simulated one."""
+    broken = _vmi("Scheduled")
+    broken["metadata"]["labels"] = {NEVER_BOOTS_LABEL: "true"}
+    plan = plan_handler(broken, [_pod()], node_up=True, guest_live=False, now=NOW)
+    assert (plan.start_guest, plan.status) == (False, None)
+    simulated = plan_vmi(broken, [_pod()], node_up=True, guest_live=False, now=NOW)
+    assert not simulated.start_guest
+    assert (simulated.status or {}).get("phase", "Scheduled") == "Scheduled"
+    unlabelled = plan_vmi(_vmi("Scheduled"), [_pod()], node_up=True, guest_live=False, now=NOW)
+    assert unlabelled.start_guest  # the label, nothing else, is what keeps it down
 
 
 def test_nothing_boots_on_a_dead_node_or_from_a_pending_launcher() -> None:
