@@ -155,3 +155,19 @@ def test_after_410_the_loop_relists_and_replaces_the_cache() -> None:
     asyncio.run(two_rounds())
     assert _contents(cache, "by_node") == {"n2": ["b"]}
     assert session.watched_from[:2] == ["10", "10"], "each watch starts from its list's version"
+
+
+class _SilentSession(_Session):
+    """A watch that delivers one event, then goes silent until the read timeout."""
+
+    async def stream_json(self, path: str, params: Mapping[str, str]) -> AsyncIterator[dict[str, Any]]:
+        async for event in super().stream_json(path, params):
+            yield event
+        raise TimeoutError
+
+
+def test_a_silent_watch_reconnects_from_where_it_stopped_without_a_relist() -> None:
+    pod = _pod("a", "n1")
+    pod["metadata"]["resourceVersion"] = "12"
+    session = _SilentSession([], [{"type": "ADDED", "object": pod}])
+    assert asyncio.run(_cache()._watch(_as_session(session), "10")) == "12"

@@ -48,8 +48,10 @@ IndexFunction = Callable[[Obj], Mapping[Any, Any] | None]
 PAGE_SIZE = 500
 WATCH_SECONDS = 290
 # A watch that delivers nothing, not even a bookmark, for this long is reconnected (from its last
-# resourceVersion, so nothing is relisted): a half-open connection must not freeze the cache.
-SILENT_WATCH_SECONDS = 60.0
+# resourceVersion, so nothing is relisted): a half-open connection must not freeze the cache. The
+# API server sends a bookmark about once a minute on a quiet watch, so less would reconnect the
+# watches of quiet resources (namespaces, claims) all the time.
+SILENT_WATCH_SECONDS = 90.0
 RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
 
 
@@ -219,21 +221,29 @@ class Cache:
             "timeoutSeconds": str(WATCH_SECONDS + random.randint(0, 20)),  # noqa: S311 - not cryptographic
         }
         resource = str(self.resource)
-        async for event in session.stream_json(self.resource.path(), params):
-            kind = event.get("type")
-            obj = event.get("object") or {}
-            if kind == "ERROR":
-                if obj.get("code") == 410:
-                    raise ExpiredError
-                raise RuntimeError(f"watch error: {obj.get('message') or obj}")
-            new_version = (obj.get("metadata") or {}).get("resourceVersion")
-            if kind != "BOOKMARK":
-                self.apply(str(kind), obj)
-                metrics.observe_watch_event(resource)
-                for watcher in self.watchers:
-                    watcher(obj)
-            if new_version:
-                resource_version = str(new_version)
+        try:
+            async for event in session.stream_json(self.resource.path(), params):
+                resource_version = self._take(event, resource_version, resource)
+        except TimeoutError:  # silent for SILENT_WATCH_SECONDS: reconnect from where it stopped
+            log.debug("watch of %s silent for %ss: reconnecting", self.resource, SILENT_WATCH_SECONDS)
+        return resource_version
+
+    def _take(self, event: Obj, resource_version: str, resource: str) -> str:
+        """One watch event into the cache; the resourceVersion to resume from after it."""
+        kind = event.get("type")
+        obj = event.get("object") or {}
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                raise ExpiredError
+            raise RuntimeError(f"watch error: {obj.get('message') or obj}")
+        new_version = (obj.get("metadata") or {}).get("resourceVersion")
+        if kind != "BOOKMARK":
+            self.apply(str(kind), obj)
+            metrics.observe_watch_event(resource)
+            for watcher in self.watchers:
+                watcher(obj)
+        if new_version:
+            resource_version = str(new_version)
         return resource_version
 
 
