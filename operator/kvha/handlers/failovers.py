@@ -21,7 +21,7 @@ from kvha.detection import recorded_storm
 from kvha.fencing import RemediationObservation
 from kvha.handlers import events
 from kvha.handlers.freshness import SIGHTINGS, clock, read_fresh
-from kvha.handlers.snapshot import Indices, by_key, first, grouped, parse_policy, values, vm_keyed
+from kvha.handlers.snapshot import Indices, Unique, by_key, first, parse_policy, values
 from kvha.k8s.api import Kube, plural_of
 from kvha.models.hapolicy import FencingStrategy, HAPolicySpec, HAPolicyStatus
 from kvha.models.nodefailover import NodeFailoverSpec, NodeFailoverStatus
@@ -70,7 +70,7 @@ async def drive_failover(
     policy_status = HAPolicyStatus.model_validate(record["status"]) if record and record["status"] else HAPolicyStatus()
     node_name = failover_spec.node_name
     nodes = list(values(ix.nodes))
-    leases = by_key(ix.leases)
+    leases = Unique(ix.leases)
     pods = list(values(ix.pods_by_node))
     namespaces = by_key(ix.namespaces)
     vms = incident_vms(status=current, policy=policy, vms=values(ix.vms), namespace_labels=namespaces)
@@ -91,8 +91,8 @@ async def drive_failover(
         remediation=await _remediation(kube, policy, current, node_name),
         pods_on_node=list(ix.pods_by_node.get(node_name, [])),
         vms=vms,
-        vmis=vm_keyed(by_key(ix.vmis)),
-        launcher_pods=grouped(ix.launchers),
+        vmis=Unique(ix.vmis),
+        launcher_pods=ix.launchers,
         nodes=node_capacities(nodes=healthy, pods=pods, exclude={node_name}),
         unfenced_safe={key for key, vm in vms.items() if unfenced_safe(vm, claims)},
         now=now.wall,

@@ -90,8 +90,10 @@ def vm_index(obj: Obj) -> dict[VMKey, VMView]:
 
 
 @index(KUBEVIRT_GROUP, "v1", "virtualmachineinstances")
-def vmi_index(obj: Obj) -> dict[VMKey, VMIView]:
-    return {_key(obj): VMIView.from_api(obj)}
+def vmi_index(obj: Obj) -> dict[str, VMIView]:
+    """By `namespace/name`, the core's VM key."""
+    view = VMIView.from_api(obj)
+    return {f"{view.namespace}/{view.name}": view}
 
 
 @index("", "v1", "persistentvolumeclaims")

@@ -21,7 +21,7 @@ from kvha.constants import (
 from kvha.fencing import EventNote
 from kvha.handlers import events, vms
 from kvha.handlers.freshness import SIGHTINGS, clock, read_fresh
-from kvha.handlers.snapshot import Indices, by_key, grouped, parse_policy, values, vm_keyed
+from kvha.handlers.snapshot import Indices, Unique, by_key, parse_policy, values
 from kvha.k8s.api import Kube
 from kvha.leadership import LeadershipLost
 from kvha.models.hapolicy import DetectionSpec, HAPolicyStatus
@@ -64,12 +64,12 @@ async def reconcile_policy(
             invalid_message=problem,
             status=current,
             nodes=nodes,
-            leases=by_key(ix.leases),
+            leases=Unique(ix.leases),
             vms=vm_views,
             namespace_labels=namespace_labels,
-            vmis=vm_keyed(by_key(ix.vmis)),
+            vmis=Unique(ix.vmis),
             pods=list(values(ix.pods_by_node)),
-            launcher_pods=grouped(ix.launchers),
+            launcher_pods=ix.launchers,
             failovers=list(values(ix.failovers)),
             now=now.wall,
             monotonic=now.monotonic,

@@ -99,7 +99,7 @@ class FailoverSnapshot:
     """By `namespace/name`."""
     vmis: Mapping[str, VMIView]
     """Each VM's current instance, by the VM's `namespace/name` (KubeVirt names the VMI like the VM)."""
-    launcher_pods: Mapping[str, Sequence[PodView]]
+    launcher_pods: Mapping[str, Collection[PodView]]
     """virt-launcher pods by the uid of the VMI they run (label kubevirt.io/created-by)."""
     nodes: Sequence[NodeCapacity]
     """Free capacity of healthy nodes (`kvha.placement.node_capacities`, failed and unhealthy excluded)."""
@@ -252,12 +252,12 @@ class _Planning:
         snap = self.snapshot
         return snap.fenced or (snap.unfenced_allowed and key in snap.unfenced_safe)
 
-    def _old_pods(self, entry: FailoverVM) -> Sequence[PodView]:
+    def _old_pods(self, entry: FailoverVM) -> Collection[PodView]:
         return self.snapshot.launcher_pods.get(entry.old_vmi_uid or "", ())
 
     def _old_pod(self, entry: FailoverVM) -> PodView | None:
         pods = self._old_pods(entry)
-        return next((p for p in pods if not p.terminal), pods[0] if pods else None)
+        return next((p for p in pods if not p.terminal), next(iter(pods), None))
 
     def _restart(self, entry: FailoverVM) -> RestartVM:
         return RestartVM(

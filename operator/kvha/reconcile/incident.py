@@ -81,7 +81,7 @@ class IncidentSnapshot:
     vms: Mapping[str, VMView]
     """The incident's VMs by `namespace/name` (`incident_vms`)."""
     vmis: Mapping[str, VMIView]
-    launcher_pods: Mapping[str, Sequence[PodView]]
+    launcher_pods: Mapping[str, Collection[PodView]]
     nodes: Sequence[NodeCapacity]
     """Healthy nodes the VMs may move to, with what is free on them."""
     unfenced_safe: Collection[str]

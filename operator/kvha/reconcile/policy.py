@@ -5,7 +5,7 @@ which VMs it protects, how many host failures the cluster can absorb, and which 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -85,7 +85,7 @@ class PolicySnapshot:
     namespace_labels: Mapping[str, Mapping[str, str]]
     vmis: Mapping[str, VMIView]
     pods: Sequence[PodView]
-    launcher_pods: Mapping[str, Sequence[PodView]]
+    launcher_pods: Mapping[str, Collection[PodView]]
     failovers: Sequence[FailoverRecord]
     now: datetime
     monotonic: float
@@ -240,7 +240,7 @@ def running_protected(
     protected: Sequence[VMView],
     protections: Mapping[str, Protection],
     vmis: Mapping[str, VMIView],
-    launcher_pods: Mapping[str, Sequence[PodView]],
+    launcher_pods: Mapping[str, Collection[PodView]],
 ) -> list[ProtectedVM]:
     """The protected VMs running now, where, with their launcher pods: what a host failure displaces."""
     running = []
