@@ -171,3 +171,23 @@ def test_a_silent_watch_reconnects_from_where_it_stopped_without_a_relist() -> N
     pod["metadata"]["resourceVersion"] = "12"
     session = _SilentSession([], [{"type": "ADDED", "object": pod}])
     assert asyncio.run(_cache()._watch(_as_session(session), "10")) == "12"
+
+
+@pytest.mark.parametrize("stored_as", ["BearerToken", "authorization"])
+def test_the_caches_send_the_token_the_kubernetes_client_loaded(stored_as: str) -> None:
+    """A token from a kubeconfig or a pod's service account must reach the caches' requests too
+    (without it every list is refused as system:anonymous)."""
+    from kubernetes import client  # noqa: PLC0415 - only this test needs the client
+
+    configuration = client.Configuration()
+    configuration.host = "https://api.example:6443"
+    configuration.api_key = {stored_as: "Bearer abc"}
+
+    async def headers() -> dict[str, str]:
+        session = ApiSession(configuration, list_timeout=1)
+        try:
+            return session._headers()
+        finally:
+            await session.close()
+
+    assert asyncio.run(headers())["Authorization"] == "Bearer abc"

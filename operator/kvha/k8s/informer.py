@@ -262,10 +262,10 @@ class ApiSession:
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=_ssl_context(configuration)))
 
     def _headers(self) -> dict[str, str]:
-        hook = getattr(self.configuration, "refresh_api_key_hook", None)
-        if hook is not None:
-            hook(self.configuration)  # in-cluster tokens are rotated on disk
-        token = self.configuration.get_api_key_with_prefix("authorization")
+        # As the kubernetes client authenticates: kubeconfig and in-cluster tokens are stored as
+        # "BearerToken" (older clients: "authorization"), already prefixed with "Bearer"; the
+        # lookup runs the refresh hook, so rotated in-cluster tokens are re-read from disk.
+        token = self.configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = str(token)
