@@ -15,6 +15,7 @@ from kvha.reconcile.policy import (
     failover_name,
     healthy_nodes,
 )
+from kvha.reconcile.release import Release, ReleaseSnapshot, release_incident
 
 __all__ = [
     "FailoverRecord",
@@ -23,10 +24,13 @@ __all__ = [
     "NewIncident",
     "PolicySnapshot",
     "PolicyStep",
+    "Release",
+    "ReleaseSnapshot",
     "advance_incident",
     "evaluate_policy",
     "failover_name",
     "fences",
     "fresh_read_agrees",
     "healthy_nodes",
+    "release_incident",
 ]

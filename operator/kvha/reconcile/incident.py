@@ -30,6 +30,7 @@ from kvha.fencing import (
     FenceObservation,
     IncidentRef,
     RemediationObservation,
+    pods_holding_node,
     restart_clearance,
     step_fencing,
 )
@@ -143,7 +144,7 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
         unhealthy_since=snap.spec.detected_at,
         incident=IncidentRef(name=snap.name, uid=snap.uid, detected_at=snap.spec.detected_at),
         remediation=snap.remediation,
-        pods_remaining_on_node=sum(1 for p in snap.pods_on_node if not p.terminal),
+        pods_remaining_on_node=pods_holding_node(snap.pods_on_node),
         last_heard_from=last_heard_from(node=snap.node, lease=snap.lease, seen=snap.seen),
     )
     entries = list(status.vms)
