@@ -93,7 +93,8 @@ class FailoverSnapshot:
     vmis: Mapping[str, VMIView]
     """Each VM's current instance, by the VM's `namespace/name` (KubeVirt names the VMI like the VM)."""
     launcher_pods: Mapping[str, Sequence[PodView]]
-    """virt-launcher pods by the uid of the VMI they run (label kubevirt.io/created-by)."""
+    """virt-launcher pods by the uid of the VMI that controls them (`kvha.handlers.indices`); the
+    planner deletes only those that `PodView.runs_instance` proves are the stuck instance's."""
     nodes: Sequence[NodeCapacity]
     """Free capacity of healthy nodes (`kvha.placement.node_capacities`, failed and unhealthy excluded)."""
     fenced: bool
@@ -239,7 +240,18 @@ class _Planning:
         return snap.fenced or (snap.unfenced_allowed and key in snap.unfenced_safe)
 
     def _old_pods(self, entry: FailoverVM) -> Sequence[PodView]:
-        return self.snapshot.launcher_pods.get(entry.old_vmi_uid or "", ())
+        """The stuck instance's launcher pods, the only pods a restart deletes: in the VM's
+        namespace, controlled by the recorded VMI, bound to the failed node. A pod that only carries
+        the VMI's `kubevirt.io/created-by` label may be another tenant's, and KubeVirt's migration
+        target pods, controlled by the same VMI, run on healthy nodes."""
+        uid = entry.old_vmi_uid
+        if not uid:
+            return ()
+        return [
+            pod
+            for pod in self.snapshot.launcher_pods.get(uid, ())
+            if pod.runs_instance(namespace=entry.namespace, vmi_uid=uid) and pod.node_name == self.snapshot.failed_node
+        ]
 
     def _old_pod(self, entry: FailoverVM) -> PodView | None:
         pods = self._old_pods(entry)

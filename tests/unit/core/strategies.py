@@ -137,6 +137,8 @@ def make_launcher(vm: VMView, *, vmi_uid: str, node: str | None, phase: str = "R
         memory_bytes=vm.memory_bytes + 300 * 2**20,
         vmi_uid=vmi_uid,
         placement=vm.placement,
+        controller_kind="VirtualMachineInstance",
+        controller_uid=vmi_uid,
     )
 
 
