@@ -107,6 +107,7 @@ async def drive_failover(
         seen=SIGHTINGS.of(node_name),
         sightings=sightings,
         caches_synced=SIGHTINGS.synced,
+        namespace_labels=namespaces,
     )
     step = advance_incident(snapshot)
     if fences(step) and policy is not None:

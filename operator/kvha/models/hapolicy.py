@@ -190,6 +190,20 @@ class TierOrdering(enum.StrEnum):
     NONE = "None"
 
 
+class PriorityLimit(ApiModel):
+    """The highest restart priority the VMs of some namespaces may claim. Namespace users can
+    annotate their own VMs kvha.io/restart-priority: Highest; a limit keeps them from taking the
+    capacity and restart slots of every other tenant."""
+
+    namespace_selector: LabelSelector = Field(
+        default_factory=LabelSelector,
+        description="Namespaces this limit applies to (empty: all).",
+    )
+    max_priority: Literal["Lowest", "Low", "Medium", "High", "Highest"] = Field(
+        description="Priority at most (annotation or default); a VM that claims more restarts at this priority.",
+    )
+
+
 class RestartSpec(ApiModel):
     default_priority: PriorityName = Field(
         default="Medium",
@@ -203,6 +217,14 @@ class RestartSpec(ApiModel):
     )
     tier_timeout: Duration = Field(default="2m", description="Longest wait for the previous tier to become Ready.")
     max_parallel: int = Field(default=10, ge=1, le=1000, description="Most VMs being restarted at once.")
+    priority_limits: list[PriorityLimit] = Field(
+        default_factory=list,
+        max_length=64,
+        description=(
+            "Highest priority per namespace selector; the first limit whose namespaceSelector matches "
+            "the VM's namespace applies (list specific namespaces before a catch-all)."
+        ),
+    )
 
 
 class AdmissionControlSpec(ApiModel):
@@ -266,6 +288,11 @@ class HAPolicyStatus(ApiModel):
     protected_vms: int = Field(default=0, ge=0)
     unprotectable_vms: int = Field(default=0, ge=0)
     unprotectable_reasons: list[UnprotectableCount] = Field(default_factory=list)
+    priority_capped_vms: int = Field(
+        default=0,
+        ge=0,
+        description="Protected VMs that claim a higher priority than restart.priorityLimits allows their namespace.",
+    )
     watched_nodes: int = Field(default=0, ge=0)
     unhealthy_nodes: int = Field(default=0, ge=0)
     failover_capacity: int | None = Field(

@@ -44,7 +44,7 @@ from kvha.constants import (
 from kvha.fencing import EventNote
 from kvha.models.base import Priority, PriorityName
 from kvha.models.durations import format_seconds, seconds
-from kvha.models.hapolicy import RestartSpec, TierOrdering
+from kvha.models.hapolicy import PriorityLimit, RestartSpec, TierOrdering
 from kvha.models.nodefailover import FailoverVM, VMState
 from kvha.models.timeutil import format_time
 from kvha.models.views import PodView, VMIView, VMView
@@ -57,7 +57,7 @@ from kvha.placement import (
     placement_order,
     reserve,
 )
-from kvha.protection import classify
+from kvha.protection import classify, priority_limit
 
 RETRY_INTERVAL = 10.0
 """Seconds after a restart attempt before it is re-issued if the old instance is still there."""
@@ -104,6 +104,8 @@ class FailoverSnapshot:
     """Keys of VMs that may run twice at once (`kvha.protection.unfenced_safe`)."""
     restart: RestartSpec
     now: datetime
+    namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """By namespace: what `restart.priorityLimits` select on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,15 +139,22 @@ def initial_entries(
     vmis: Mapping[str, VMIView],
     failed_node: str,
     default_priority: PriorityName,
+    priority_limits: Sequence[PriorityLimit] = (),
+    namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[FailoverVM]:
     """The entries of a new incident: every VM whose instance runs on the failed node, with that
     instance's uid recorded as the one to remove (nothing else of the VM will ever be removed)."""
     default = Priority.parse(default_priority)
+    labels = namespace_labels or {}
     entries = [
         FailoverVM(
             namespace=vm.namespace,
             name=vm.name,
-            priority=_label(classify(vm, default_priority=default).priority),
+            priority=_label(
+                classify(
+                    vm, default_priority=default, limit=priority_limit(priority_limits, labels.get(vm.namespace, {}))
+                ).priority
+            ),
             from_node=failed_node,
             old_vmi_uid=vmi.uid,
         )
@@ -199,7 +208,11 @@ class _Planning:
         vm = snap.vms.get(entry.key)
         if vm is None:
             return _update(entry, state=VMState.SKIPPED, reason="the VirtualMachine was deleted", planned_node=None)
-        protection = classify(vm, default_priority=Priority.parse(snap.restart.default_priority))
+        protection = classify(
+            vm,
+            default_priority=Priority.parse(snap.restart.default_priority),
+            limit=priority_limit(snap.restart.priority_limits, snap.namespace_labels.get(vm.namespace, {})),
+        )
         entry = _update(entry, priority=_label(protection.priority))
         if not protection.protected:
             return _update(entry, state=VMState.SKIPPED, reason=protection.message, planned_node=None)

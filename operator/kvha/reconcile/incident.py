@@ -87,6 +87,8 @@ class IncidentSnapshot:
     """The same for every node, for the storm guard's fresh counts."""
     caches_synced: bool
     """Every watch detection judges from has delivered its initial list (see `kvha.detection.observed`)."""
+    namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """By namespace: what the policy's `restart.priorityLimits` select on."""
 
     @property
     def instant(self) -> Instant:
@@ -154,6 +156,8 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
             vmis=snap.vmis,
             failed_node=snap.spec.node_name,
             default_priority=snap.policy.restart.default_priority,
+            priority_limits=snap.policy.restart.priority_limits,
+            namespace_labels=snap.namespace_labels,
         )
         status = status.model_copy(update={"started_at": snap.now, "vms": entries})
 
@@ -202,6 +206,7 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
                     unfenced_safe=snap.unfenced_safe,
                     restart=snap.policy.restart,
                     now=snap.now,
+                    namespace_labels=snap.namespace_labels,
                 )
             )
             entries = list(plan.entries)

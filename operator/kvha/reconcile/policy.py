@@ -38,7 +38,7 @@ from kvha.models.hapolicy import FailoverRef, HAPolicySpec, HAPolicyStatus, Unpr
 from kvha.models.names import object_name
 from kvha.models.views import LeaseView, NodeView, PodView, VMIView, VMView
 from kvha.placement import node_capacities
-from kvha.protection import Protection, classify, selects
+from kvha.protection import Protection, classify, priority_limit, selects
 
 RECHECK_SECONDS = 10.0
 CACHE_SYNC_RECHECK = 1.0
@@ -156,9 +156,16 @@ def evaluate_policy(snap: PolicySnapshot) -> PolicyStep:
 
     selected = [vm for vm in snap.vms if selects(policy, vm, snap.namespace_labels.get(vm.namespace, {}))]
     default = Priority.parse(policy.restart.default_priority)
-    protections = {vm.key: classify(vm, default_priority=default) for vm in selected}
+    limits = policy.restart.priority_limits
+    protections = {
+        vm.key: classify(
+            vm, default_priority=default, limit=priority_limit(limits, snap.namespace_labels.get(vm.namespace, {}))
+        )
+        for vm in selected
+    }
     reasons = Counter(p.reason.value for p in protections.values() if p.reason is not None)
     protected = [vm for vm in selected if protections[vm.key].protected]
+    capped = sum(1 for vm in protected if protections[vm.key].claimed is not None)
 
     healthy_nodes = [n for n in watched if verdicts[n.name].health is Health.HEALTHY]
     capacity = _capacity(snap, policy, protected, healthy_nodes, protections)
@@ -169,6 +176,7 @@ def evaluate_policy(snap: PolicySnapshot) -> PolicyStep:
         watched=len(watched),
         unhealthy=len(unhealthy),
         protected=len(protected),
+        capped=capped,
         reasons=reasons,
         capacity=capacity,
         mine=mine,
@@ -250,6 +258,7 @@ def _status(
     watched: int,
     unhealthy: int,
     protected: int,
+    capped: int,
     reasons: Counter[str],
     capacity: int,
     mine: Sequence[FailoverRecord],
@@ -261,7 +270,12 @@ def _status(
         type_=COND_READY,
         status="True",
         reason=REASON_VALID,
-        message=f"protecting {protected} VMs on {watched} watched nodes",
+        message=f"protecting {protected} VMs on {watched} watched nodes"
+        + (
+            f"; {capped} of them claim a priority above restart.priorityLimits and restart at the limit"
+            if capped
+            else ""
+        ),
         now=now,
         generation=generation,
     )
@@ -296,6 +310,7 @@ def _status(
             "protected_vms": protected,
             "unprotectable_vms": sum(reasons.values()),
             "unprotectable_reasons": [UnprotectableCount(reason=r, count=c) for r, c in sorted(reasons.items())],
+            "priority_capped_vms": capped,
             "watched_nodes": watched,
             "unhealthy_nodes": unhealthy,
             "failover_capacity": capacity,
