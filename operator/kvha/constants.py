@@ -55,6 +55,9 @@ COND_FAILOVER_CAPACITY: Final = "FailoverCapacitySufficient"
 COND_STORM_GUARD: Final = "StormGuardActive"
 COND_FENCED: Final = "Fenced"
 COND_COMPLETED: Final = "Completed"
+COND_RECOVERED_NODE_TAINTED: Final = "RecoveredNodeTainted"
+"""On an HAPolicy: a node that is Ready again still carries the out-of-service taint of one of its
+incidents for longer than undoing fencing takes."""
 
 # --- reasons (conditions and events) -------------------------------------------------------
 REASON_VALID: Final = "PolicyValid"
@@ -63,6 +66,8 @@ REASON_CAPACITY_OK: Final = "CapacitySufficient"
 REASON_CAPACITY_SHORT: Final = "InsufficientFailoverCapacity"
 REASON_STORM: Final = "TooManyUnhealthyNodes"
 REASON_NO_STORM: Final = "UnhealthyNodesWithinLimit"
+REASON_TAINT_REMAINS: Final = "OutOfServiceTaintRemains"
+REASON_NO_TAINT_REMAINS: Final = "NoRecoveredNodeTainted"
 REASON_NODE_UNHEALTHY: Final = "NodeUnhealthy"
 REASON_INCIDENT_NOT_OPENED: Final = "IncidentNotOpened"
 REASON_FENCING_STARTED: Final = "FencingStarted"

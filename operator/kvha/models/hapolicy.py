@@ -282,6 +282,15 @@ class FailoverRef(ApiModel):
     phase: str
 
 
+class TaintedNode(ApiModel):
+    """A node Ready again that still carries the out-of-service taint while one of the policy's
+    incidents has not finished undoing its fencing."""
+
+    node: str
+    failover: str
+    since: datetime = Field(description="When kvha first saw the node Ready with the taint still on.")
+
+
 class HAPolicyStatus(ApiModel):
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
@@ -304,3 +313,4 @@ class HAPolicyStatus(ApiModel):
     last_failover: FailoverRef | None = None
     last_failover_time: datetime | None = None
     storm_ended_at: datetime | None = None
+    tainted_nodes: list[TaintedNode] = Field(default_factory=list, max_length=1000)

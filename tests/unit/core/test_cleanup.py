@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from core.strategies import MONOTONIC_NOW, NOW, OUT_OF_SERVICE, make_lease, make_node, sightings
+from core.strategies import MONOTONIC_NOW, NOW, OUT_OF_SERVICE, ago, make_lease, make_node, sightings
 from core.test_fencing import CONFIRMED, INCIDENT, TEMPLATE, ours
+from kvha.constants import COND_RECOVERED_NODE_TAINTED
 from kvha.detection import StormState
 from kvha.fencing import (
     DeleteRemediation,
@@ -16,10 +17,20 @@ from kvha.fencing import (
     RemoveOutOfServiceTaint,
     pods_holding_node,
 )
-from kvha.models.hapolicy import FencingSpec, FencingStrategy, HAPolicySpec
+from kvha.models.hapolicy import FencingSpec, FencingStrategy, HAPolicySpec, HAPolicyStatus
 from kvha.models.nodefailover import FailoverPhase, FencingStatus, NodeFailoverSpec, NodeFailoverStatus
-from kvha.models.views import PodView
-from kvha.reconcile import IncidentSnapshot, ReleaseSnapshot, advance_incident, release_incident
+from kvha.models.views import NodeView, PodView
+from kvha.reconcile import (
+    FailoverRecord,
+    IncidentSnapshot,
+    PolicySnapshot,
+    PolicyStep,
+    ReleaseSnapshot,
+    advance_incident,
+    evaluate_policy,
+    release_incident,
+)
+from kvha.reconcile.policy import TAINT_REMOVAL_GRACE
 
 SPEC = NodeFailoverSpec(node_name="w1", policy_name="production", detected_at=INCIDENT.detected_at, reason="x")
 FENCED = FencingStatus(
@@ -185,3 +196,68 @@ def test_deleting_an_incident_that_applied_nothing_releases_at_once() -> None:
     done = release_incident(release(node=make_node("w1"), status=NodeFailoverStatus(phase=FailoverPhase.DETECTED)))
     assert done.actions == ()
     assert done.released
+
+
+# --- the policy says so when a recovered node keeps the taint ----------------------------------
+
+
+def policy_step(*, node: NodeView, record: FailoverRecord, status: HAPolicyStatus, after: float) -> PolicyStep:
+    nodes = [node, make_node("w2"), make_node("w3")]
+    now = NOW + timedelta(seconds=after)
+    return evaluate_policy(
+        PolicySnapshot(
+            name="production",
+            generation=1,
+            policy=HAPolicySpec(),
+            invalid_message=None,
+            status=status,
+            nodes=nodes,
+            leases={n.name: make_lease(n.name) for n in nodes},
+            vms=[],
+            namespace_labels={},
+            vmis={},
+            pods=[],
+            launcher_pods={},
+            failovers=[record],
+            now=now,
+            monotonic=MONOTONIC_NOW,  # the nodes stay freshly heard from; only the wall clock moves
+            sightings={n.name: sightings() for n in nodes},
+            caches_synced=True,
+        )
+    )
+
+
+RECOVERED = FailoverRecord(
+    name=INCIDENT.name, node="w1", policy="production", phase="Completed", detected_at=ago(600), recovered=True
+)
+BACK_TAINTED = replace(make_node("w1"), taints=(OUT_OF_SERVICE,))
+
+
+def tainted_condition(step: PolicyStep) -> str:
+    return next(c.status for c in step.status.conditions if c.type == COND_RECOVERED_NODE_TAINTED)
+
+
+def test_a_ready_node_that_keeps_an_incident_s_taint_sets_a_condition_after_a_grace() -> None:
+    first = policy_step(node=BACK_TAINTED, record=RECOVERED, status=HAPolicyStatus(), after=0)
+    assert tainted_condition(first) == "False", "undoing fencing takes a step or two"
+    assert [(t.node, t.failover) for t in first.status.tainted_nodes] == [("w1", INCIDENT.name)]
+    assert first.tainted_recovered == 0
+
+    later = policy_step(node=BACK_TAINTED, record=RECOVERED, status=first.status, after=TAINT_REMOVAL_GRACE + 1)
+    assert tainted_condition(later) == "True"
+    assert later.tainted_recovered == 1
+    assert [e.reason for e in later.events] == ["OutOfServiceTaintRemains"]
+    message = next(c.message for c in later.status.conditions if c.type == COND_RECOVERED_NODE_TAINTED)
+    assert f"node w1 (NodeFailover {INCIDENT.name}" in message
+
+    removed = policy_step(node=make_node("w1"), record=RECOVERED, status=later.status, after=TAINT_REMOVAL_GRACE + 5)
+    assert tainted_condition(removed) == "False"
+    assert removed.status.tainted_nodes == []
+
+
+def test_no_condition_for_a_node_still_down_or_an_incident_that_finished() -> None:
+    down = replace(make_node("w1", ready="Unknown", ready_for=600), taints=(OUT_OF_SERVICE,))
+    status = HAPolicyStatus(tainted_nodes=[])
+    for node, record in ((down, RECOVERED), (BACK_TAINTED, replace(RECOVERED, finished=True))):
+        step = policy_step(node=node, record=record, status=status, after=0)
+        assert step.status.tainted_nodes == []
