@@ -118,6 +118,19 @@ class _Context:
     fencing: FencingSpec
     now: datetime
 
+    @classmethod
+    def of(
+        cls,
+        *,
+        phase: FailoverPhase,
+        status: FencingStatus | None,
+        observation: FenceObservation,
+        fencing: FencingSpec,
+        now: datetime,
+    ) -> _Context:
+        """A first step records the strategy it starts with."""
+        return cls(phase, status or FencingStatus(strategy=fencing.strategy.value), observation, fencing, now)
+
     @property
     def node(self) -> str:
         return self.observation.node_name
@@ -168,7 +181,7 @@ def step_fencing(
 ) -> FencingStep:
     """One step of the state machine for one incident. Call it on every change and after
     `recheck_after`; it is idempotent for an unchanged observation."""
-    ctx = _Context(phase, status or FencingStatus(strategy=fencing.strategy.value), observation, fencing, now)
+    ctx = _Context.of(phase=phase, status=status, observation=observation, fencing=fencing, now=now)
     match phase:
         case FailoverPhase.DETECTED:
             return _detected(ctx)
@@ -201,7 +214,7 @@ def release_fencing(
     """The NodeFailover is being deleted: undo what this incident applied (the taint it applied,
     its confirmation annotation, the remediation it owns), whatever the node's health; `settled`
     says its finalizer may go. Evidence of other incidents is never touched."""
-    ctx = _Context(phase, status or FencingStatus(strategy=fencing.strategy.value), observation, fencing, now)
+    ctx = _Context.of(phase=phase, status=status, observation=observation, fencing=fencing, now=now)
     return _cleanup(ctx, reason=REASON_RELEASING, subject=f"NodeFailover {ctx.incident.name} is being deleted")
 
 

@@ -64,10 +64,7 @@ async def drive_failover(
     kube: Kube = memo.kube
     ix = Indices.current()
     now = clock()
-    failover_spec = NodeFailoverSpec.model_validate(dict(spec))
-    current = NodeFailoverStatus.model_validate(dict(status)) if status else NodeFailoverStatus()
-    # kopf's body is live: pin the version this step is computed from before anything awaits.
-    computed_from, observed = body["metadata"]["resourceVersion"], dict(status)
+    failover_spec, current, computed_from, observed = _parsed(body, spec, status)
     record = first(ix.policies, failover_spec.policy_name)
     policy, _problem = parse_policy(record["spec"]) if record else (None, None)
     policy_status = HAPolicyStatus.model_validate(record["status"]) if record and record["status"] else HAPolicyStatus()
@@ -142,9 +139,7 @@ async def release_failover(
     finalizer and calls again."""
     kube: Kube = memo.kube
     ix = Indices.current()
-    failover_spec = NodeFailoverSpec.model_validate(dict(spec))
-    current = NodeFailoverStatus.model_validate(dict(status)) if status else NodeFailoverStatus()
-    computed_from, observed = body["metadata"]["resourceVersion"], dict(status)
+    failover_spec, current, computed_from, observed = _parsed(body, spec, status)
     record = first(ix.policies, failover_spec.policy_name)
     policy, _problem = parse_policy(record["spec"]) if record else (None, None)
     node_name = failover_spec.node_name
@@ -172,6 +167,15 @@ async def release_failover(
     if failures or not release.released:
         why = "; ".join(f"{f.action}: {f.error}" for f in failures) or release.status.message or ""
         raise kopf.TemporaryError(why, delay=release.recheck_after or OBSERVE_INTERVAL)
+
+
+def _parsed(
+    body: kopf.Body, spec: kopf.Spec, status: kopf.Status
+) -> tuple[NodeFailoverSpec, NodeFailoverStatus, str, dict[str, Any]]:
+    """Spec and status as models, and the resourceVersion and raw status the step is computed from:
+    kopf's body is live, so they are pinned before anything awaits."""
+    current = NodeFailoverStatus.model_validate(dict(status)) if status else NodeFailoverStatus()
+    return NodeFailoverSpec.model_validate(dict(spec)), current, str(body["metadata"]["resourceVersion"]), dict(status)
 
 
 async def _other_incidents(kube: Kube, *, name: str, node: str) -> list[str]:

@@ -6,7 +6,16 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from core.strategies import MONOTONIC_NOW, NOW, OUT_OF_SERVICE, ago, make_lease, make_node, sightings
+from core.strategies import (
+    MONOTONIC_NOW,
+    NOW,
+    OUT_OF_SERVICE,
+    ago,
+    make_lease,
+    make_node,
+    policy_snapshot,
+    sightings,
+)
 from core.test_fencing import CONFIRMED, INCIDENT, TEMPLATE, ours
 from kvha.constants import COND_RECOVERED_NODE_TAINTED
 from kvha.detection import StormState
@@ -23,7 +32,6 @@ from kvha.models.views import NodeView, PodView
 from kvha.reconcile import (
     FailoverRecord,
     IncidentSnapshot,
-    PolicySnapshot,
     PolicyStep,
     ReleaseSnapshot,
     advance_incident,
@@ -203,28 +211,7 @@ def test_deleting_an_incident_that_applied_nothing_releases_at_once() -> None:
 
 def policy_step(*, node: NodeView, record: FailoverRecord, status: HAPolicyStatus, after: float) -> PolicyStep:
     nodes = [node, make_node("w2"), make_node("w3")]
-    now = NOW + timedelta(seconds=after)
-    return evaluate_policy(
-        PolicySnapshot(
-            name="production",
-            generation=1,
-            policy=HAPolicySpec(),
-            invalid_message=None,
-            status=status,
-            nodes=nodes,
-            leases={n.name: make_lease(n.name) for n in nodes},
-            vms=[],
-            namespace_labels={},
-            vmis={},
-            pods=[],
-            launcher_pods={},
-            failovers=[record],
-            now=now,
-            monotonic=MONOTONIC_NOW,  # the nodes stay freshly heard from; only the wall clock moves
-            sightings={n.name: sightings() for n in nodes},
-            caches_synced=True,
-        )
-    )
+    return evaluate_policy(policy_snapshot(HAPolicySpec(), nodes, status=status, failovers=[record], after=after))
 
 
 RECOVERED = FailoverRecord(

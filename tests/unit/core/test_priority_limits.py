@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from core.strategies import FAILED_NODE, MONOTONIC_NOW, NOW, make_lease, make_node, make_vm, make_vmi, sightings
+from core.strategies import FAILED_NODE, make_node, make_vm, make_vmi, policy_snapshot
 from core.test_failover import snapshot
 from kvha.models.base import Priority
-from kvha.models.hapolicy import HAPolicySpec, HAPolicyStatus
+from kvha.models.hapolicy import HAPolicySpec
 from kvha.models.views import VMView
 from kvha.planner import initial_entries, plan_failover
 from kvha.protection import classify, priority_limit
-from kvha.reconcile import PolicySnapshot, evaluate_policy
+from kvha.reconcile import evaluate_policy
 
 POLICY = HAPolicySpec.model_validate(
     {
@@ -64,27 +64,7 @@ def test_a_capped_vm_restarts_after_the_vms_it_tried_to_overtake() -> None:
 
 def test_the_policy_status_counts_the_capped_vms() -> None:
     nodes = [make_node(f"w{i}") for i in range(3)]
-    step = evaluate_policy(
-        PolicySnapshot(
-            name="p",
-            generation=1,
-            policy=POLICY,
-            invalid_message=None,
-            status=HAPolicyStatus(),
-            nodes=nodes,
-            leases={n.name: make_lease(n.name) for n in nodes},
-            vms=[GREEDY, MODEST, CORE_DB],
-            namespace_labels=NAMESPACES,
-            vmis={},
-            pods=[],
-            launcher_pods={},
-            failovers=[],
-            now=NOW,
-            monotonic=MONOTONIC_NOW,
-            sightings={n.name: sightings() for n in nodes},
-            caches_synced=True,
-        )
-    )
+    step = evaluate_policy(policy_snapshot(POLICY, nodes, vms=[GREEDY, MODEST, CORE_DB], namespace_labels=NAMESPACES))
     assert step.status.priority_capped_vms == 1
     ready = next(c for c in step.status.conditions if c.type == "Ready")
     assert "1 of them claim a priority above restart.priorityLimits" in ready.message
