@@ -146,6 +146,8 @@ class Cluster:
             memory_bytes=memory + 300 * 2**20,
             vmi_uid=vmi_uid,
             placement=placement,
+            controller_kind="VirtualMachineInstance",
+            controller_uid=vmi_uid,
         )
         self.vms[vm.key] = vm
         self.vmis[vm.key] = VMIView(vm.namespace, name, vmi_uid, node, "Running", ready=True)

@@ -79,6 +79,13 @@ STORM_GUARD = Gauge(
     ["policy"],
     registry=REGISTRY,
 )
+RECOVERED_NODES_TAINTED = Gauge(
+    "kvha_recovered_nodes_tainted",
+    "Nodes Ready again that still carry the out-of-service taint of one of the policy's incidents "
+    "for longer than undoing fencing takes.",
+    ["policy"],
+    registry=REGISTRY,
+)
 IS_LEADER = Gauge("kvha_leader", "1 on the replica that holds the leader Lease.", registry=REGISTRY)
 CACHES_SYNCED = Gauge(
     "kvha_caches_synced",
@@ -134,6 +141,7 @@ def observe_policy(
     storm: bool,
     active: int,
     waiting: int,
+    tainted_recovered: int = 0,
 ) -> None:
     PROTECTED_VMS.labels(policy=policy).set(protected)
     for reason, count in unprotectable.items():
@@ -144,6 +152,7 @@ def observe_policy(
     STORM_GUARD.labels(policy=policy).set(1 if storm else 0)
     ACTIVE_FAILOVERS.labels(policy=policy).set(active)
     VMS_WAITING.labels(policy=policy).set(waiting)
+    RECOVERED_NODES_TAINTED.labels(policy=policy).set(tainted_recovered)
 
 
 def observe_leadership(*, leader: bool) -> None:

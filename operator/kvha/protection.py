@@ -1,6 +1,7 @@
 """Which VMs a policy protects, at what priority, and why the others cannot be protected.
 
-A pure function of the VM, the policy and the namespace's labels. Users see its answers as the
+A pure function of the VM, the policy and the namespace's labels (which bound the priority a
+namespace may claim: `restart.priorityLimits`). Users see its answers as the
 policy's protected/unprotectable counts, as Events on VMs, and as Skipped reasons in failovers, so
 the reasons are stable, CamelCase, and explained in the message.
 """
@@ -8,12 +9,12 @@ the reasons are stable, CamelCase, and explained in the message.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from kvha.constants import PRIORITY_ANNOTATION, UNSAFE_RESTART_ANNOTATION
 from kvha.models.base import Priority
-from kvha.models.hapolicy import HAPolicySpec
+from kvha.models.hapolicy import HAPolicySpec, PriorityLimit
 from kvha.models.views import ClaimView, VMView
 
 
@@ -45,6 +46,8 @@ class Protection:
     priority: Priority
     reason: Unprotectable | None = None
     message: str = ""
+    claimed: Priority | None = None
+    """The higher priority the VM asked for, when a priority limit of its namespace lowered it."""
 
 
 def vm_priority(vm: VMView, default: Priority) -> Priority:
@@ -53,11 +56,24 @@ def vm_priority(vm: VMView, default: Priority) -> Priority:
     return default if value is None else Priority.parse(value)
 
 
-def classify(vm: VMView, *, default_priority: Priority) -> Protection:
+def priority_limit(limits: Sequence[PriorityLimit], namespace_labels: Mapping[str, str]) -> Priority | None:
+    """The highest priority a VM of a namespace with these labels may have (`restart.priorityLimits`):
+    the first matching limit's, or None without one."""
+    for limit in limits:
+        if limit.namespace_selector.matches(dict(namespace_labels)):
+            return Priority.parse(limit.max_priority)
+    return None
+
+
+def classify(vm: VMView, *, default_priority: Priority, limit: Priority | None = None) -> Protection:
+    """`limit` (`priority_limit`) caps whatever the VM claims; Disabled stays Disabled."""
     try:
         priority = vm_priority(vm, default_priority)
     except ValueError as exc:
         return Protection(False, default_priority, Unprotectable.INVALID_PRIORITY, str(exc))
+    claimed = None
+    if limit is not None and priority > limit:
+        claimed, priority = priority, limit
     reason: Unprotectable | None = None
     if vm.run_strategy == "Manual":
         reason = Unprotectable.RUN_STRATEGY_MANUAL
@@ -72,8 +88,8 @@ def classify(vm: VMView, *, default_priority: Priority) -> Protection:
     elif priority is Priority.DISABLED:
         reason = Unprotectable.PRIORITY_DISABLED
     if reason is not None:
-        return Protection(False, priority, reason, _MESSAGES[reason])
-    return Protection(True, priority)
+        return Protection(False, priority, reason, _MESSAGES[reason], claimed)
+    return Protection(True, priority, claimed=claimed)
 
 
 def selects(policy: HAPolicySpec, vm: VMView, namespace_labels: Mapping[str, str]) -> bool:

@@ -13,10 +13,11 @@ from kvha.fencing.machine import (
     OBSERVE_INTERVAL,
     UNFENCED_CONFIRMATION,
     FencingStep,
+    release_fencing,
     restart_clearance,
     step_fencing,
 )
-from kvha.fencing.observation import FenceObservation, IncidentRef, RemediationObservation
+from kvha.fencing.observation import FenceObservation, IncidentRef, RemediationObservation, pods_holding_node
 
 __all__ = [
     "OBSERVE_INTERVAL",
@@ -32,6 +33,8 @@ __all__ = [
     "RemediationObservation",
     "RemoveFenceConfirmation",
     "RemoveOutOfServiceTaint",
+    "pods_holding_node",
+    "release_fencing",
     "restart_clearance",
     "step_fencing",
 ]

@@ -64,6 +64,7 @@ from kvha.constants import (
     REASON_FENCING_STARTED,
     REASON_FENCING_TIMEOUT,
     REASON_NODE_RECOVERED,
+    REASON_RELEASING,
 )
 from kvha.fencing.actions import (
     ApplyOutOfServiceTaint,
@@ -117,6 +118,19 @@ class _Context:
     fencing: FencingSpec
     now: datetime
 
+    @classmethod
+    def of(
+        cls,
+        *,
+        phase: FailoverPhase,
+        status: FencingStatus | None,
+        observation: FenceObservation,
+        fencing: FencingSpec,
+        now: datetime,
+    ) -> _Context:
+        """A first step records the strategy it starts with."""
+        return cls(phase, status or FencingStatus(strategy=fencing.strategy.value), observation, fencing, now)
+
     @property
     def node(self) -> str:
         return self.observation.node_name
@@ -167,7 +181,7 @@ def step_fencing(
 ) -> FencingStep:
     """One step of the state machine for one incident. Call it on every change and after
     `recheck_after`; it is idempotent for an unchanged observation."""
-    ctx = _Context(phase, status or FencingStatus(strategy=fencing.strategy.value), observation, fencing, now)
+    ctx = _Context.of(phase=phase, status=status, observation=observation, fencing=fencing, now=now)
     match phase:
         case FailoverPhase.DETECTED:
             return _detected(ctx)
@@ -187,6 +201,21 @@ def restart_clearance(status: FencingStatus | None) -> tuple[bool, bool]:
     if status.strategy == FencingStrategy.NONE.value:
         return False, True
     return True, False
+
+
+def release_fencing(
+    *,
+    phase: FailoverPhase,
+    status: FencingStatus | None,
+    observation: FenceObservation,
+    fencing: FencingSpec,
+    now: datetime,
+) -> FencingStep:
+    """The NodeFailover is being deleted: undo what this incident applied (the taint it applied,
+    its confirmation annotation, the remediation it owns), whatever the node's health; `settled`
+    says its finalizer may go. Evidence of other incidents is never touched."""
+    ctx = _Context.of(phase=phase, status=status, observation=observation, fencing=fencing, now=now)
+    return _cleanup(ctx, reason=REASON_RELEASING, subject=f"NodeFailover {ctx.incident.name} is being deleted")
 
 
 # --- states ------------------------------------------------------------------------------------
@@ -470,12 +499,18 @@ def _cleanup(
     if status.taint_applied and not status.taint_removed:
         if node is None or not node.has_taint(OUT_OF_SERVICE_TAINT_KEY):
             updates["taint_removed"] = True
+        elif obs.taint_shared_with:
+            pending.append(
+                f"keeping the out-of-service taint while NodeFailover {', '.join(obs.taint_shared_with)} "
+                "of the same node is unfinished"
+            )
         elif obs.pods_remaining_on_node == 0:
             actions.append(RemoveOutOfServiceTaint(ctx.node))
             pending.append("removing the out-of-service taint")
         else:
             pending.append(
-                "waiting for the pods still bound to it to be deleted before removing the out-of-service taint"
+                "waiting for the pods still bound to it to be deleted (DaemonSet and static pods aside) "
+                "before removing the out-of-service taint"
             )
     if node is not None and node.fence_confirmed == ctx.incident.name:
         actions.append(RemoveFenceConfirmation(ctx.node, ctx.incident.name))

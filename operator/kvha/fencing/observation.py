@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from kvha.constants import GROUP
-from kvha.models.views import NodeView
+from kvha.models.views import NodeView, PodView
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,19 @@ class FenceObservation:
     incident: IncidentRef
     remediation: RemediationObservation | None = None
     pods_remaining_on_node: int = 0
-    """Non-terminal pods still bound to the node (terminal pods hold nothing)."""
+    """`pods_holding_node`: the pods whose departure the out-of-service taint waits for."""
+    taint_shared_with: tuple[str, ...] = ()
+    """Other NodeFailovers of this node that may hold or come to rely on its out-of-service taint
+    (unfinished, not being deleted themselves). Filled only when this one is being deleted: then
+    the node's health no longer protects their evidence (see `release_fencing`)."""
     last_heard_from: datetime | None = None
     """`kvha.detection.last_heard_from`: the watchdog deadline counts from the later of this and
     `unhealthy_since`, so a node that still talks to the cluster is never assumed reset."""
+
+
+def pods_holding_node(pods: Iterable[PodView]) -> int:
+    """Pods bound to a fenced node that must be gone before its out-of-service taint is removed
+    (Kubernetes' rule for non-graceful shutdown: a pod still bound there could start again with
+    volumes another node now uses). Terminal pods hold nothing; DaemonSet and static pods are never
+    evicted and run again at once when the node returns, so they would hold the taint forever."""
+    return sum(1 for pod in pods if not pod.terminal and not pod.returns_with_node)

@@ -4,6 +4,9 @@ Each tick: snapshot from the indices (plus one GET of the remediation object whi
 remediation), one pure step of `kvha.reconcile.advance_incident`, status written *before* the
 actions run (write-ahead: a crash between the two repeats an idempotent action, never loses one),
 then the actions, Events and metrics.
+
+Deleting a NodeFailover by hand ends its incident: `release_failover` undoes what it put on the node
+(`kvha.reconcile.release_incident`) and kopf keeps kvha's finalizer until that is done.
 """
 
 from __future__ import annotations
@@ -16,26 +19,29 @@ import kopf
 
 from kvha import metrics
 from kvha.actuation import execute
-from kvha.constants import GROUP, VERSION
+from kvha.constants import FAILOVER_NODE_LABEL, GROUP, VERSION
 from kvha.detection import recorded_storm
-from kvha.fencing import RemediationObservation
+from kvha.fencing import OBSERVE_INTERVAL, RemediationObservation
 from kvha.handlers import events
 from kvha.handlers.freshness import SIGHTINGS, clock, read_fresh
 from kvha.handlers.snapshot import Indices, Unique, by_key, first, parse_policy, values
 from kvha.k8s.api import Kube, plural_of
 from kvha.models.hapolicy import FencingStrategy, HAPolicySpec, HAPolicyStatus
+from kvha.models.names import label_value
 from kvha.models.nodefailover import NodeFailoverSpec, NodeFailoverStatus
 from kvha.placement import PodTopology, node_capacities
 from kvha.protection import unfenced_safe
 from kvha.reconcile import (
     IncidentSnapshot,
     IncidentStep,
+    ReleaseSnapshot,
     advance_incident,
     fences,
     fresh_read_agrees,
     healthy_nodes,
     incident_policy,
     incident_vms,
+    release_incident,
 )
 from kvha.settings import OperatorSettings
 
@@ -60,10 +66,7 @@ async def drive_failover(
     kube: Kube = memo.kube
     ix = Indices.current()
     now = clock()
-    failover_spec = NodeFailoverSpec.model_validate(dict(spec))
-    current = NodeFailoverStatus.model_validate(dict(status)) if status else NodeFailoverStatus()
-    # kopf's body is live: pin the version this step is computed from before anything awaits.
-    computed_from, observed = body["metadata"]["resourceVersion"], dict(status)
+    failover_spec, current, computed_from, observed = _parsed(body, spec, status)
     record = first(ix.policies, failover_spec.policy_name)
     live_policy, _problem = parse_policy(record["spec"]) if record else (None, None)
     policy = incident_policy(current, live_policy)  # the copy the incident recorded when it opened
@@ -101,6 +104,7 @@ async def drive_failover(
         sightings=sightings,
         caches_synced=SIGHTINGS.synced,
         topology=PodTopology(nodes=nodes, pods=pods, namespace_labels=namespaces),
+        namespace_labels=namespaces,
     )
     step = advance_incident(snapshot)
     if fences(step) and policy is not None:
@@ -118,6 +122,77 @@ async def drive_failover(
         kopf.warn(body, reason="ActionFailed", message=f"{failure.action}: {failure.error}")
     events.post(step.events, on=body, vms=vms)
     _observe(step, policy_name=failover_spec.policy_name, policy=policy, detected=failover_spec.detected_at)
+
+
+@kopf.on.delete(GROUP, VERSION, "nodefailovers", when=_unfinished)
+async def release_failover(
+    *,
+    name: str,
+    body: kopf.Body,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    memo: Any,
+    **kwargs: Any,
+) -> None:
+    """The finalizer's job: undo this incident's taint, confirmation annotation and remediation,
+    restarting nothing; until that is done the handler fails temporarily and kopf keeps the
+    finalizer and calls again."""
+    kube: Kube = memo.kube
+    ix = Indices.current()
+    failover_spec, current, computed_from, observed = _parsed(body, spec, status)
+    record = first(ix.policies, failover_spec.policy_name)
+    live_policy, _problem = parse_policy(record["spec"]) if record else (None, None)
+    # The copy the incident recorded: a policy deleted first (the documented uninstall) still
+    # names the remediation to remove.
+    policy = incident_policy(current, live_policy)
+    node_name = failover_spec.node_name
+    release = release_incident(
+        ReleaseSnapshot(
+            name=name,
+            uid=str(body["metadata"]["uid"]),
+            spec=failover_spec,
+            status=current,
+            fencing=policy.fencing if policy else None,
+            node=first(ix.nodes, node_name),
+            pods_on_node=list(ix.pods_by_node.get(node_name, [])),
+            remediation=await _remediation(kube, policy, current, node_name),
+            others=await _other_incidents(kube, name=name, node=node_name),
+            now=clock().wall,
+        )
+    )
+    new_status = release.status.to_api()
+    if new_status != observed and not await kube.patch_status(
+        "nodefailovers", name, new_status, resource_version=computed_from
+    ):
+        raise kopf.TemporaryError("the NodeFailover changed; computing again", delay=1)
+    failures = await execute(kube, release.actions)
+    events.post(release.events, on=body)
+    if failures or not release.released:
+        why = "; ".join(f"{f.action}: {f.error}" for f in failures) or release.status.message or ""
+        raise kopf.TemporaryError(why, delay=release.recheck_after or OBSERVE_INTERVAL)
+
+
+def _parsed(
+    body: kopf.Body, spec: kopf.Spec, status: kopf.Status
+) -> tuple[NodeFailoverSpec, NodeFailoverStatus, str, dict[str, Any]]:
+    """Spec and status as models, and the resourceVersion and raw status the step is computed from:
+    kopf's body is live, so they are pinned before anything awaits."""
+    current = NodeFailoverStatus.model_validate(dict(status)) if status else NodeFailoverStatus()
+    return NodeFailoverSpec.model_validate(dict(spec)), current, str(body["metadata"]["resourceVersion"]), dict(status)
+
+
+async def _other_incidents(kube: Kube, *, name: str, node: str) -> list[str]:
+    """The node's other NodeFailovers that are unfinished and not being deleted, read from the API:
+    they may hold the node's out-of-service taint or be about to count on it."""
+    found = await kube.list_nodefailovers(label_selector=f"{FAILOVER_NODE_LABEL}={label_value(node)}")
+    return [
+        str(f["metadata"]["name"])
+        for f in found
+        if f["metadata"]["name"] != name
+        and (f.get("spec") or {}).get("nodeName") == node
+        and not f["metadata"].get("deletionTimestamp")
+        and not (f.get("status") or {}).get("finished", False)
+    ]
 
 
 async def _again_from_a_fresh_read(kube: Kube, snap: IncidentSnapshot, policy: HAPolicySpec) -> IncidentStep | None:

@@ -18,6 +18,7 @@ from kvha.constants import (
     KUBEVIRT_LAUNCHER_LABEL,
     NODE_LEASE_NAMESPACE,
     VERSION,
+    VMI_KIND,
 )
 from kvha.handlers.freshness import SIGHTINGS, clock
 from kvha.k8s.informer import CACHES, Obj, Resource, index
@@ -77,11 +78,16 @@ def pods_by_node(obj: Obj) -> dict[str, PodView] | None:
 
 @index("", "v1", "pods")
 def launchers_by_vmi(obj: Obj) -> dict[str, PodView] | None:
+    """virt-launcher pods by the uid of the VMI that controls them. Keyed by the controller
+    ownerReference, not by the `kubevirt.io/created-by` label: any tenant can write that label on
+    a pod of theirs, naming another tenant's VMI (the planner checks the owner again)."""
     labels = (obj.get("metadata") or {}).get("labels") or {}
     if labels.get(KUBEVIRT_LAUNCHER_LABEL) != "virt-launcher":
         return None
     view = PodView.from_api(obj)
-    return {view.vmi_uid: view} if view.vmi_uid else None
+    if view.controller_kind != VMI_KIND or not view.controller_uid:
+        return None
+    return {view.controller_uid: view}
 
 
 @index(KUBEVIRT_GROUP, "v1", "virtualmachines")

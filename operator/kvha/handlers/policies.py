@@ -106,6 +106,7 @@ async def reconcile_policy(
             storm=step.storm.blocks_action,
             active=step.status.active_failover_count,
             waiting=step.waiting,
+            tainted_recovered=step.tainted_recovered,
         )
 
 

@@ -177,6 +177,18 @@ class Kube:
         return result
 
     @_threaded
+    def list_nodefailovers(self, *, label_selector: str) -> list[dict[str, Any]]:
+        """NodeFailovers as the API has them now: whether another incident of a node still needs
+        its taint is decided from this, not from a cache that may lag behind a deletion."""
+        found = self._as_dict(
+            self.custom.list_cluster_custom_object(
+                GROUP, VERSION, "nodefailovers", label_selector=label_selector, _request_timeout=self.timeout
+            )
+        )
+        items: list[dict[str, Any]] = found.get("items") or []
+        return items
+
+    @_threaded
     def patch_status(self, plural: str, name: str, status: dict[str, Any], *, resource_version: str) -> bool:
         """Write a status computed from the object at `resource_version`; False on a conflict.
 

@@ -151,8 +151,13 @@ PERMISSIONS: tuple[Permission, ...] = (
         GROUP,
         "nodefailovers",
         ("list", "watch"),
-        (f"{_INDICES}failovers_by_node", "kvha.handlers.failovers:drive_failover"),
-        "open incidents per node",
+        (
+            f"{_INDICES}failovers_by_node",
+            "kvha.handlers.failovers:drive_failover",
+            "kvha.handlers.failovers:release_failover",
+            f"{_API}list_nodefailovers",
+        ),
+        "open incidents per node; a deleted incident reads the node's others before removing its taint",
     ),
     Permission(
         GROUP, "nodefailovers", ("create",), (f"{_API}create_nodefailover",), "one incident record per node failure"
@@ -161,8 +166,9 @@ PERMISSIONS: tuple[Permission, ...] = (
         GROUP,
         "nodefailovers",
         ("patch",),
-        ("kvha.handlers.failovers:drive_failover",),
-        "kopf's finalizer on NodeFailovers (its timers need one) and its progress annotations",
+        ("kvha.handlers.failovers:drive_failover", "kvha.handlers.failovers:release_failover"),
+        "kopf's finalizer on NodeFailovers (its timers and the clean-up on deletion need one) and its "
+        "progress annotations",
     ),
     Permission(
         GROUP,

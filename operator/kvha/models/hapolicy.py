@@ -190,6 +190,20 @@ class TierOrdering(enum.StrEnum):
     NONE = "None"
 
 
+class PriorityLimit(ApiModel):
+    """The highest restart priority the VMs of some namespaces may claim. Namespace users can
+    annotate their own VMs kvha.io/restart-priority: Highest; a limit keeps them from taking the
+    capacity and restart slots of every other tenant."""
+
+    namespace_selector: LabelSelector = Field(
+        default_factory=LabelSelector,
+        description="Namespaces this limit applies to (empty: all).",
+    )
+    max_priority: Literal["Lowest", "Low", "Medium", "High", "Highest"] = Field(
+        description="Priority at most (annotation or default); a VM that claims more restarts at this priority.",
+    )
+
+
 class RestartSpec(ApiModel):
     default_priority: PriorityName = Field(
         default="Medium",
@@ -216,6 +230,14 @@ class RestartSpec(ApiModel):
         ge=1,
         le=100,
         description=("Times kvha removes a VM's stuck instance (every 10s) before that VM's restart is marked Failed."),
+    )
+    priority_limits: list[PriorityLimit] = Field(
+        default_factory=list,
+        max_length=64,
+        description=(
+            "Highest priority per namespace selector; the first limit whose namespaceSelector matches "
+            "the VM's namespace applies (list specific namespaces before a catch-all)."
+        ),
     )
 
 
@@ -274,12 +296,26 @@ class FailoverRef(ApiModel):
     phase: str
 
 
+class TaintedNode(ApiModel):
+    """A node Ready again that still carries the out-of-service taint while one of the policy's
+    incidents has not finished undoing its fencing."""
+
+    node: str
+    failover: str
+    since: datetime = Field(description="When kvha first saw the node Ready with the taint still on.")
+
+
 class HAPolicyStatus(ApiModel):
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
     protected_vms: int = Field(default=0, ge=0)
     unprotectable_vms: int = Field(default=0, ge=0)
     unprotectable_reasons: list[UnprotectableCount] = Field(default_factory=list)
+    priority_capped_vms: int = Field(
+        default=0,
+        ge=0,
+        description="Protected VMs that claim a higher priority than restart.priorityLimits allows their namespace.",
+    )
     watched_nodes: int = Field(default=0, ge=0)
     unhealthy_nodes: int = Field(default=0, ge=0)
     failover_capacity: int | None = Field(
@@ -291,3 +327,4 @@ class HAPolicyStatus(ApiModel):
     last_failover: FailoverRef | None = None
     last_failover_time: datetime | None = None
     storm_ended_at: datetime | None = None
+    tainted_nodes: list[TaintedNode] = Field(default_factory=list, max_length=1000)

@@ -17,6 +17,8 @@ from kvha.constants import (
     KUBEVIRT_CREATED_BY_LABEL,
     KUBEVIRT_HEARTBEAT_ANNOTATION,
     KUBEVIRT_SCHEDULABLE_LABEL,
+    MIRROR_POD_ANNOTATION,
+    VMI_KIND,
 )
 from kvha.models.quantity import QuantityError, cpu_millis, memory_bytes
 from kvha.models.timeutil import parse_time
@@ -522,13 +524,37 @@ class PodView:
     memory_bytes: int
     deleting: bool = False
     vmi_uid: str | None = None
+    """The `kubevirt.io/created-by` label: anyone who may create pods in a namespace can write it,
+    so it finds candidates and proves nothing (`runs_instance` does)."""
     placement: Placement = Placement()
     scheduling: PodScheduling = PodScheduling()
     extended_requests: tuple[tuple[str, int], ...] = ()
+    controller_kind: str | None = None
+    controller_uid: str | None = None
+    """The ownerReference with controller=true: virt-controller makes the VMI its launcher's controller."""
+    mirror: bool = False
+    """A static pod's mirror: the kubelet runs it from a file, deleting it in the API stops nothing."""
 
     @property
     def terminal(self) -> bool:
         return self.phase in ("Succeeded", "Failed")
+
+    @property
+    def returns_with_node(self) -> bool:
+        """A DaemonSet or static pod: nothing evicts it from a node that was down, and it runs again
+        as soon as the node is back (virt-handler, CNI, kube-proxy), so waiting for it to leave a
+        recovered node would wait forever."""
+        return self.mirror or self.controller_kind == "DaemonSet"
+
+    def runs_instance(self, *, namespace: str, vmi_uid: str) -> bool:
+        """Whether this pod is provably the launcher of that VMI: in its namespace and controlled
+        by it (what virt-controller sets and a tenant's own pod cannot claim for another's VMI)."""
+        return (
+            self.namespace == namespace
+            and self.controller_kind == VMI_KIND
+            and self.controller_uid is not None
+            and self.controller_uid == vmi_uid
+        )
 
     @classmethod
     def from_api(cls, obj: Obj) -> PodView:
@@ -536,6 +562,10 @@ class PodView:
         cpu, mem = pod_requests(spec)
         labels = _dict(meta.get("labels"))
         namespace = str(meta.get("namespace", ""))
+        controller = next(
+            (o for o in _list(meta.get("ownerReferences")) if isinstance(o, Mapping) and o.get("controller") is True),
+            {},
+        )
         return cls(
             namespace=namespace,
             name=str(meta.get("name", "")),
@@ -548,6 +578,9 @@ class PodView:
             placement=Placement.from_pod_spec(spec),
             scheduling=PodScheduling.from_pod_spec(spec, namespace=namespace, labels=labels),
             extended_requests=pod_extended_requests(spec),
+            controller_kind=str(controller["kind"]) if controller.get("kind") else None,
+            controller_uid=str(controller["uid"]) if controller.get("uid") else None,
+            mirror=MIRROR_POD_ANNOTATION in _dict(meta.get("annotations")),
         )
 
 

@@ -49,7 +49,7 @@ from kvha.constants import (
 from kvha.fencing import EventNote
 from kvha.models.base import Priority, PriorityName
 from kvha.models.durations import format_seconds, seconds
-from kvha.models.hapolicy import RestartSpec, TierOrdering
+from kvha.models.hapolicy import PriorityLimit, RestartSpec, TierOrdering
 from kvha.models.nodefailover import FailoverVM, VMState
 from kvha.models.timeutil import format_time
 from kvha.models.views import PodView, VMIView, VMView
@@ -64,7 +64,7 @@ from kvha.placement import (
     placement_order,
     reserve,
 )
-from kvha.protection import classify
+from kvha.protection import classify, priority_limit
 
 RETRY_INTERVAL = 10.0
 """Seconds after a restart attempt before it is re-issued if the old instance is still there."""
@@ -100,7 +100,8 @@ class FailoverSnapshot:
     vmis: Mapping[str, VMIView]
     """Each VM's current instance, by the VM's `namespace/name` (KubeVirt names the VMI like the VM)."""
     launcher_pods: Mapping[str, Collection[PodView]]
-    """virt-launcher pods by the uid of the VMI they run (label kubevirt.io/created-by)."""
+    """virt-launcher pods by the uid of the VMI that controls them (`kvha.handlers.indices`); the
+    planner deletes only those that `PodView.runs_instance` proves are the stuck instance's."""
     nodes: Sequence[NodeCapacity]
     """Free capacity of healthy nodes (`kvha.placement.node_capacities`, failed and unhealthy excluded)."""
     fenced: bool
@@ -112,6 +113,8 @@ class FailoverSnapshot:
     now: datetime
     topology: PodTopology | None = None
     """Every node and bound pod, for pod (anti-)affinity and topology spread; None checks neither."""
+    namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """By namespace: what `restart.priorityLimits` select on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,15 +153,22 @@ def initial_entries(
     vmis: Mapping[str, VMIView],
     failed_node: str,
     default_priority: PriorityName,
+    priority_limits: Sequence[PriorityLimit] = (),
+    namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[FailoverVM]:
     """The entries of a new incident: every VM whose instance runs on the failed node, with that
     instance's uid recorded as the one to remove (nothing else of the VM will ever be removed)."""
     default = Priority.parse(default_priority)
+    labels = namespace_labels or {}
     entries = [
         FailoverVM(
             namespace=vm.namespace,
             name=vm.name,
-            priority=_label(classify(vm, default_priority=default).priority),
+            priority=_label(
+                classify(
+                    vm, default_priority=default, limit=priority_limit(priority_limits, labels.get(vm.namespace, {}))
+                ).priority
+            ),
             from_node=failed_node,
             old_vmi_uid=vmi.uid,
         )
@@ -212,7 +222,11 @@ class _Planning:
         vm = snap.vms.get(entry.key)
         if vm is None:
             return _update(entry, state=VMState.SKIPPED, reason="the VirtualMachine was deleted", planned_node=None)
-        protection = classify(vm, default_priority=Priority.parse(snap.restart.default_priority))
+        protection = classify(
+            vm,
+            default_priority=Priority.parse(snap.restart.default_priority),
+            limit=priority_limit(snap.restart.priority_limits, snap.namespace_labels.get(vm.namespace, {})),
+        )
         entry = _update(entry, priority=_label(protection.priority))
         if not protection.protected:
             return _update(entry, state=VMState.SKIPPED, reason=protection.message, planned_node=None)
@@ -253,7 +267,18 @@ class _Planning:
         return snap.fenced or (snap.unfenced_allowed and key in snap.unfenced_safe)
 
     def _old_pods(self, entry: FailoverVM) -> Collection[PodView]:
-        return self.snapshot.launcher_pods.get(entry.old_vmi_uid or "", ())
+        """The stuck instance's launcher pods, the only pods a restart deletes: in the VM's
+        namespace, controlled by the recorded VMI, bound to the failed node. A pod that only carries
+        the VMI's `kubevirt.io/created-by` label may be another tenant's, and KubeVirt's migration
+        target pods, controlled by the same VMI, run on healthy nodes."""
+        uid = entry.old_vmi_uid
+        if not uid:
+            return ()
+        return [
+            pod
+            for pod in self.snapshot.launcher_pods.get(uid, ())
+            if pod.runs_instance(namespace=entry.namespace, vmi_uid=uid) and pod.node_name == self.snapshot.failed_node
+        ]
 
     def _old_pod(self, entry: FailoverVM) -> PodView | None:
         pods = self._old_pods(entry)

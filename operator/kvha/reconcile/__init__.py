@@ -23,6 +23,7 @@ from kvha.reconcile.policy import (
     failover_name,
     healthy_nodes,
 )
+from kvha.reconcile.release import Release, ReleaseSnapshot, release_incident
 from kvha.reconcile.what_if import ClusterRead, PlannedVM, WhatIf, WorstHost, what_if, worst_case_hosts
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
     "PlannedVM",
     "PolicySnapshot",
     "PolicyStep",
+    "Release",
+    "ReleaseSnapshot",
     "WhatIf",
     "WorstHost",
     "advance_incident",
@@ -44,6 +47,7 @@ __all__ = [
     "healthy_nodes",
     "incident_policy",
     "incident_vms",
+    "release_incident",
     "what_if",
     "worst_case_hosts",
 ]

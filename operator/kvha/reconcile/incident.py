@@ -35,6 +35,7 @@ from kvha.fencing import (
     FenceObservation,
     IncidentRef,
     RemediationObservation,
+    pods_holding_node,
     restart_clearance,
     step_fencing,
 )
@@ -96,6 +97,8 @@ class IncidentSnapshot:
     """Every watch detection judges from has delivered its initial list (see `kvha.detection.observed`)."""
     topology: PodTopology | None = None
     """Every node and bound pod, for pod (anti-)affinity and topology spread."""
+    namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """By namespace: what the policy's `restart.priorityLimits` select on."""
 
     @property
     def instant(self) -> Instant:
@@ -180,7 +183,7 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
         unhealthy_since=snap.spec.detected_at,
         incident=IncidentRef(name=snap.name, uid=snap.uid, detected_at=snap.spec.detected_at),
         remediation=snap.remediation,
-        pods_remaining_on_node=sum(1 for p in snap.pods_on_node if not p.terminal),
+        pods_remaining_on_node=pods_holding_node(snap.pods_on_node),
         last_heard_from=last_heard_from(node=snap.node, lease=snap.lease, seen=snap.seen),
     )
     entries = list(status.vms)
@@ -230,6 +233,7 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
                     restart=policy.restart,
                     now=snap.now,
                     topology=snap.topology,
+                    namespace_labels=snap.namespace_labels,
                 )
             )
             entries = list(plan.entries)
@@ -283,6 +287,8 @@ def _with_copies(snap: IncidentSnapshot, status: NodeFailoverStatus, policy: HAP
             vmis=snap.vmis,
             failed_node=snap.spec.node_name,
             default_priority=policy.restart.default_priority,
+            priority_limits=policy.restart.priority_limits,
+            namespace_labels=snap.namespace_labels,
         )
         status = status.model_copy(update={"started_at": snap.now, "vms": entries})
     return status

@@ -8,17 +8,22 @@ from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from kvha.admission import ProtectedVM, capacity_for_protected
 from kvha.constants import (
     COND_FAILOVER_CAPACITY,
     COND_READY,
+    COND_RECOVERED_NODE_TAINTED,
     COND_STORM_GUARD,
+    OUT_OF_SERVICE_TAINT_KEY,
     REASON_CAPACITY_OK,
     REASON_CAPACITY_SHORT,
     REASON_INVALID,
     REASON_NO_STORM,
+    REASON_NO_TAINT_REMAINS,
     REASON_STORM,
+    REASON_TAINT_REMAINS,
     REASON_VALID,
 )
 from kvha.detection import (
@@ -34,14 +39,19 @@ from kvha.detection import (
 from kvha.fencing import EventNote
 from kvha.models.base import Priority
 from kvha.models.conditions import condition_status, set_condition
-from kvha.models.hapolicy import FailoverRef, HAPolicySpec, HAPolicyStatus, UnprotectableCount
+from kvha.models.hapolicy import FailoverRef, HAPolicySpec, HAPolicyStatus, TaintedNode, UnprotectableCount
 from kvha.models.names import object_name
+from kvha.models.timeutil import format_time
 from kvha.models.views import LeaseView, NodeView, PodView, VMIView, VMView
 from kvha.placement import NodeCapacity, PodTopology, node_capacities
-from kvha.protection import Protection, classify, selects
+from kvha.protection import Protection, classify, priority_limit, selects
 
 RECHECK_SECONDS = 10.0
 CACHE_SYNC_RECHECK = 1.0
+TAINT_REMOVAL_GRACE = 120.0
+"""Seconds a recovered node may keep the out-of-service taint before the policy says so: undoing
+fencing takes a step or two once the incident has seen the node healthy for healthyDelay, so a
+taint still there after this waits for something (a pod that does not leave, a failed call)."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +120,8 @@ class PolicyStep:
     protections: Mapping[str, Protection] = field(default_factory=dict)
     """By VM key, the verdict on each VM the policy selects (its owner hears of an unprotected one)."""
     waiting: int = 0
+    tainted_recovered: int = 0
+    """Nodes Ready again that still carry an incident's taint after `TAINT_REMOVAL_GRACE` (a metric)."""
     recheck_after: float | None = RECHECK_SECONDS
 
 
@@ -156,9 +168,16 @@ def evaluate_policy(snap: PolicySnapshot) -> PolicyStep:
 
     selected = [vm for vm in snap.vms if selects(policy, vm, snap.namespace_labels.get(vm.namespace, {}))]
     default = Priority.parse(policy.restart.default_priority)
-    protections = {vm.key: classify(vm, default_priority=default) for vm in selected}
+    limits = policy.restart.priority_limits
+    protections = {
+        vm.key: classify(
+            vm, default_priority=default, limit=priority_limit(limits, snap.namespace_labels.get(vm.namespace, {}))
+        )
+        for vm in selected
+    }
     reasons = Counter(p.reason.value for p in protections.values() if p.reason is not None)
     protected = [vm for vm in selected if protections[vm.key].protected]
+    capped = sum(1 for vm in protected if protections[vm.key].claimed is not None)
 
     healthy_nodes = [n for n in watched if verdicts[n.name].health is Health.HEALTHY]
     capacity = _capacity(snap, policy, protected, healthy_nodes, protections)
@@ -169,11 +188,13 @@ def evaluate_policy(snap: PolicySnapshot) -> PolicyStep:
         watched=len(watched),
         unhealthy=len(unhealthy),
         protected=len(protected),
+        capped=capped,
         reasons=reasons,
         capacity=capacity,
         mine=mine,
     )
     events = _events(snap.status, status, storm)
+    overdue = _overdue(status.tainted_nodes, snap.now)
     checks = [RECHECK_SECONDS, storm.recheck_after] + [v.recheck_after for v in verdicts.values()]
     return PolicyStep(
         status=status,
@@ -183,6 +204,7 @@ def evaluate_policy(snap: PolicySnapshot) -> PolicyStep:
         unprotectable=dict(reasons),
         protections=protections,
         waiting=sum(f.waiting for f in mine),
+        tainted_recovered=len(overdue),
         recheck_after=min((c for c in checks if c is not None and c > 0), default=RECHECK_SECONDS),
     )
 
@@ -216,6 +238,46 @@ def _incidents_to_open(
             )
         )
     return tuple(opened)
+
+
+def _tainted_nodes(
+    nodes: Sequence[NodeView], mine: Sequence[FailoverRecord], recorded: Sequence[TaintedNode], now: datetime
+) -> list[TaintedNode]:
+    """Ready nodes with the out-of-service taint whose incident saw them recover and has not finished
+    undoing its fencing; `since` carried over from the policy's status, so the policy's own
+    observations (not a node's clock) say how long."""
+    by_name = {n.name: n for n in nodes}
+    before = {(t.node, t.failover): t.since for t in recorded}
+    tainted = []
+    for record in mine:
+        node = by_name.get(record.node)
+        if not record.recovered or record.finished or node is None or not node.has_taint(OUT_OF_SERVICE_TAINT_KEY):
+            continue
+        ready = node.condition("Ready")
+        if ready is None or ready.status != "True":
+            continue
+        since = before.get((record.node, record.name), now)
+        tainted.append(TaintedNode(node=record.node, failover=record.name, since=since))
+    return sorted(tainted, key=lambda t: (t.node, t.failover))
+
+
+def _overdue(tainted: Sequence[TaintedNode], now: datetime) -> list[TaintedNode]:
+    return [t for t in tainted if (now - t.since).total_seconds() >= TAINT_REMOVAL_GRACE]
+
+
+def _tainted_condition(tainted: Sequence[TaintedNode], now: datetime) -> tuple[Literal["True", "False"], str, str]:
+    overdue = _overdue(tainted, now)
+    if not overdue:
+        return "False", REASON_NO_TAINT_REMAINS, "no node that is Ready again carries the out-of-service taint"
+    described = "; ".join(
+        f"node {t.node} (NodeFailover {t.failover}, since {format_time(t.since)})" for t in overdue[:10]
+    )
+    return (
+        "True",
+        REASON_TAINT_REMAINS,
+        f"{len(overdue)} node(s) Ready again still carry the out-of-service taint: {described}; "
+        "its NodeFailover's message says what it waits for",
+    )
 
 
 def _capacity(
@@ -278,6 +340,7 @@ def _status(
     watched: int,
     unhealthy: int,
     protected: int,
+    capped: int,
     reasons: Counter[str],
     capacity: int,
     mine: Sequence[FailoverRecord],
@@ -289,7 +352,12 @@ def _status(
         type_=COND_READY,
         status="True",
         reason=REASON_VALID,
-        message=f"protecting {protected} VMs on {watched} watched nodes",
+        message=f"protecting {protected} VMs on {watched} watched nodes"
+        + (
+            f"; {capped} of them claim a priority above restart.priorityLimits and restart at the limit"
+            if capped
+            else ""
+        ),
         now=now,
         generation=generation,
     )
@@ -314,6 +382,17 @@ def _status(
         now=now,
         generation=generation,
     )
+    tainted = _tainted_nodes(snap.nodes, mine, snap.status.tainted_nodes, now)
+    tainted_status, tainted_reason, tainted_message = _tainted_condition(tainted, now)
+    conditions = set_condition(
+        conditions,
+        type_=COND_RECOVERED_NODE_TAINTED,
+        status=tainted_status,
+        reason=tainted_reason,
+        message=tainted_message,
+        now=now,
+        generation=generation,
+    )
     active = [f for f in mine if f.active]
     finished = sorted((f for f in mine if not f.active), key=lambda f: f.detected_at or now)
     last = finished[-1] if finished else None
@@ -324,6 +403,7 @@ def _status(
             "protected_vms": protected,
             "unprotectable_vms": sum(reasons.values()),
             "unprotectable_reasons": [UnprotectableCount(reason=r, count=c) for r, c in sorted(reasons.items())],
+            "priority_capped_vms": capped,
             "watched_nodes": watched,
             "unhealthy_nodes": unhealthy,
             "failover_capacity": capacity,
@@ -332,6 +412,7 @@ def _status(
             "last_failover": FailoverRef(name=last.name, node=last.node, phase=last.phase) if last else None,
             "last_failover_time": last.detected_at if last else None,
             "storm_ended_at": storm.ended_at,
+            "tainted_nodes": tainted,
         }
     )
 
@@ -348,6 +429,10 @@ def _events(before: HAPolicyStatus, after: HAPolicyStatus, storm: StormState) ->
                 "Warning" if storm.blocks_action else "Normal",
             )
         )
+    was_tainted = condition_status(before.conditions, COND_RECOVERED_NODE_TAINTED) == "True"
+    if condition_status(after.conditions, COND_RECOVERED_NODE_TAINTED) == "True" and not was_tainted:
+        message = next(c.message for c in after.conditions if c.type == COND_RECOVERED_NODE_TAINTED)
+        events.append(EventNote(REASON_TAINT_REMAINS, message, "Warning"))
     was_short = condition_status(before.conditions, COND_FAILOVER_CAPACITY) == "False"
     now_short = condition_status(after.conditions, COND_FAILOVER_CAPACITY) == "False"
     if now_short and not was_short:

@@ -164,6 +164,7 @@ def test_monitoring(render: Callable[..., Manifest]) -> None:
         "KvhaVMsWaitingForCapacity",
         "KvhaInsufficientFailoverCapacity",
         "KvhaStormGuardActive",
+        "KvhaRecoveredNodeTainted",
         "KvhaNoLeader",
     } <= alerts.keys()
     for alert in alerts.values():

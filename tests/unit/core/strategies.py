@@ -7,7 +7,7 @@ are small on purpose, so that random constraints often match some nodes and not 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from kvha.constants import KUBEVIRT_SCHEDULABLE_LABEL, OUT_OF_SERVICE_TAINT_KEY, OUT_OF_SERVICE_TAINT_VALUE
 from kvha.detection import Instant, NodeSightings, Sighting
-from kvha.models.hapolicy import RestartSpec, TierOrdering
+from kvha.models.hapolicy import HAPolicySpec, HAPolicyStatus, RestartSpec, TierOrdering
 from kvha.models.views import (
     LeaseView,
     NodeCondition,
@@ -30,6 +30,7 @@ from kvha.models.views import (
     VMView,
 )
 from kvha.placement import Candidate, NodeCapacity
+from kvha.reconcile import FailoverRecord, PolicySnapshot
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 GI = 2**30
@@ -137,6 +138,8 @@ def make_launcher(vm: VMView, *, vmi_uid: str, node: str | None, phase: str = "R
         memory_bytes=vm.memory_bytes + 300 * 2**20,
         vmi_uid=vmi_uid,
         placement=vm.placement,
+        controller_kind="VirtualMachineInstance",
+        controller_uid=vmi_uid,
     )
 
 
@@ -319,4 +322,36 @@ def worlds(draw: st.DrawFn) -> World:
         unfenced_allowed=unfenced_allowed,
         unfenced_safe=safe,
         restart=restart,
+    )
+
+
+def policy_snapshot(
+    policy: HAPolicySpec,
+    nodes: Sequence[NodeView],
+    *,
+    status: HAPolicyStatus | None = None,
+    vms: Sequence[VMView] = (),
+    namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
+    failovers: Sequence[FailoverRecord] = (),
+    after: float = 0,
+) -> PolicySnapshot:
+    """A policy's view of healthy, freshly heard-from `nodes`, `after` seconds of wall clock past NOW."""
+    return PolicySnapshot(
+        name="production",
+        generation=1,
+        policy=policy,
+        invalid_message=None,
+        status=status or HAPolicyStatus(),
+        nodes=nodes,
+        leases={n.name: make_lease(n.name) for n in nodes},
+        vms=vms,
+        namespace_labels=namespace_labels or {},
+        vmis={},
+        pods=[],
+        launcher_pods={},
+        failovers=failovers,
+        now=NOW + timedelta(seconds=after),
+        monotonic=MONOTONIC_NOW,  # the nodes stay freshly heard from; only the wall clock moves
+        sightings={n.name: sightings() for n in nodes},
+        caches_synced=True,
     )
