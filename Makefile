@@ -86,6 +86,7 @@ bench: testbed
 	$(PY) bench/core_bench.py
 	$(PY) bench/testbed_bench.py
 	$(PY) bench/failover_bench.py
+	$(PY) bench/scale_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
