@@ -14,8 +14,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import strategies as st
 
 from kvha.constants import KUBEVIRT_SCHEDULABLE_LABEL, OUT_OF_SERVICE_TAINT_KEY, OUT_OF_SERVICE_TAINT_VALUE
-from kvha.detection import Instant, NodeSightings, Sighting
+from kvha.detection import Instant, NodeSightings, Sighting, StormState
 from kvha.models.hapolicy import HAPolicySpec, HAPolicyStatus, RestartSpec, TierOrdering
+from kvha.models.nodefailover import NodeFailoverSpec, NodeFailoverStatus
 from kvha.models.views import (
     LeaseView,
     NodeCondition,
@@ -30,7 +31,7 @@ from kvha.models.views import (
     VMView,
 )
 from kvha.placement import Candidate, NodeCapacity
-from kvha.reconcile import FailoverRecord, PolicySnapshot
+from kvha.reconcile import FailoverRecord, IncidentSnapshot, PolicySnapshot
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 GI = 2**30
@@ -353,5 +354,46 @@ def policy_snapshot(
         now=NOW + timedelta(seconds=after),
         monotonic=MONOTONIC_NOW,  # the nodes stay freshly heard from; only the wall clock moves
         sightings={n.name: sightings() for n in nodes},
+        caches_synced=True,
+    )
+
+
+def fencing_snapshot(
+    *,
+    name: str,
+    uid: str,
+    spec: NodeFailoverSpec,
+    status: NodeFailoverStatus,
+    policy: HAPolicySpec,
+    nodes: Sequence[NodeView],
+    leases: Mapping[str, LeaseView],
+    seen: Mapping[str, NodeSightings],
+    pods_on_node: Sequence[PodView] = (),
+    recorded_storm: StormState | None = None,
+) -> IncidentSnapshot:
+    """An incident on `nodes[0]` with no workload: what the fencing and storm steps see."""
+    failed = nodes[0]
+    return IncidentSnapshot(
+        name=name,
+        uid=uid,
+        spec=spec,
+        status=status,
+        policy=policy,
+        node=failed,
+        lease=leases.get(failed.name),
+        all_nodes=list(nodes),
+        leases=leases,
+        recorded_storm=recorded_storm or StormState.restored(),
+        remediation=None,
+        pods_on_node=list(pods_on_node),
+        vms={},
+        vmis={},
+        launcher_pods={},
+        nodes=[],
+        unfenced_safe=(),
+        now=NOW,
+        monotonic=MONOTONIC_NOW,
+        seen=seen[failed.name],
+        sightings=seen,
         caches_synced=True,
     )

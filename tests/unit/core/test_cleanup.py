@@ -7,10 +7,10 @@ from dataclasses import replace
 from datetime import timedelta
 
 from core.strategies import (
-    MONOTONIC_NOW,
     NOW,
     OUT_OF_SERVICE,
     ago,
+    fencing_snapshot,
     make_lease,
     make_node,
     policy_snapshot,
@@ -18,7 +18,6 @@ from core.strategies import (
 )
 from core.test_fencing import CONFIRMED, INCIDENT, TEMPLATE, ours
 from kvha.constants import COND_RECOVERED_NODE_TAINTED
-from kvha.detection import StormState
 from kvha.fencing import (
     DeleteRemediation,
     RemediationObservation,
@@ -31,7 +30,6 @@ from kvha.models.nodefailover import FailoverPhase, FencingStatus, NodeFailoverS
 from kvha.models.views import NodeView, PodView
 from kvha.reconcile import (
     FailoverRecord,
-    IncidentSnapshot,
     PolicyStep,
     ReleaseSnapshot,
     advance_incident,
@@ -78,29 +76,16 @@ def recovered_step(pods: list[PodView]) -> tuple[object, ...]:
     leases = {n.name: make_lease(n.name) for n in [node, *others]}
     seen = {n.name: sightings() for n in [node, *others]}
     step = advance_incident(
-        IncidentSnapshot(
+        fencing_snapshot(
             name=INCIDENT.name,
             uid=INCIDENT.uid,
             spec=SPEC,
             status=NodeFailoverStatus(phase=FailoverPhase.COMPLETED, fencing=FENCED, started_at=NOW, completed_at=NOW),
             policy=HAPolicySpec(),
-            node=node,
-            lease=leases["w1"],
-            all_nodes=[node, *others],
+            nodes=[node, *others],
             leases=leases,
-            recorded_storm=StormState.restored(),
-            remediation=None,
+            seen=seen,
             pods_on_node=pods,
-            vms={},
-            vmis={},
-            launcher_pods={},
-            nodes=[],
-            unfenced_safe=(),
-            now=NOW,
-            monotonic=MONOTONIC_NOW,
-            seen=seen["w1"],
-            sightings=seen,
-            caches_synced=True,
         )
     )
     return step.fence_actions

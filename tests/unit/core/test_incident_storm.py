@@ -15,13 +15,13 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.strategies import MONOTONIC_NOW, NOW, ago, make_lease, make_node, sightings
+from core.strategies import NOW, ago, fencing_snapshot, make_lease, make_node, sightings
 from core.test_fencing import INCIDENT
 from kvha.detection import StormState
 from kvha.fencing import ApplyOutOfServiceTaint
 from kvha.models.hapolicy import HAPolicySpec
 from kvha.models.nodefailover import FailoverPhase, NodeFailoverSpec, NodeFailoverStatus
-from kvha.reconcile import IncidentSnapshot, IncidentStep, advance_incident
+from kvha.reconcile import IncidentStep, advance_incident
 
 POLICY = HAPolicySpec()  # maxUnhealthyNodes 49%: one host of three may fail, two is a storm
 
@@ -50,7 +50,7 @@ def incident_step(
         for n in nodes
     }
     return advance_incident(
-        IncidentSnapshot(
+        fencing_snapshot(
             name=INCIDENT.name,
             uid=INCIDENT.uid,
             spec=NodeFailoverSpec(
@@ -58,23 +58,10 @@ def incident_step(
             ),
             status=NodeFailoverStatus(phase=phase),
             policy=POLICY,
-            node=failed,
-            lease=leases["w1"],
-            all_nodes=nodes,
+            nodes=nodes,
             leases=leases,
-            recorded_storm=recorded or StormState.restored(),
-            remediation=None,
-            pods_on_node=[],
-            vms={},
-            vmis={},
-            launcher_pods={},
-            nodes=[],
-            unfenced_safe=(),
-            now=NOW,
-            monotonic=MONOTONIC_NOW,
-            seen=seen["w1"],
-            sightings=seen,
-            caches_synced=True,
+            seen=seen,
+            recorded_storm=recorded,
         )
     )
 
