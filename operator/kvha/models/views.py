@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from kvha.constants import (
+    FENCE_CONFIRMED_ANNOTATION,
     KUBEVIRT_CREATED_BY_LABEL,
     KUBEVIRT_HEARTBEAT_ANNOTATION,
     KUBEVIRT_SCHEDULABLE_LABEL,
@@ -109,7 +110,7 @@ class NodeView:
     """Extended resources and hugepages (`nvidia.com/gpu`, `hugepages-2Mi`, …) by name."""
 
     @classmethod
-    def from_api(cls, obj: Obj, *, fence_annotation: str = "kvha.io/fence-confirmed") -> NodeView:
+    def from_api(cls, obj: Obj) -> NodeView:
         meta, spec, status = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
         annotations = _dict(meta.get("annotations"))
         allocatable = status.get("allocatable") or {}
@@ -136,7 +137,7 @@ class NodeView:
             allocatable_memory_bytes=mem,
             unschedulable=bool(spec.get("unschedulable", False)),
             kubevirt_heartbeat=parse_time(annotations.get(KUBEVIRT_HEARTBEAT_ANNOTATION)),
-            fence_confirmed=annotations.get(fence_annotation) or None,
+            fence_confirmed=annotations.get(FENCE_CONFIRMED_ANNOTATION) or None,
             allocatable_extended=extended_resources(allocatable),
         )
 
