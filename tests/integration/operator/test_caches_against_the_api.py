@@ -62,7 +62,7 @@ def test_a_cache_lists_in_pages_then_follows_the_watch(
 def test_the_relist_after_a_gap_drops_what_was_deleted_meanwhile(plane: Testbed, namespace: str) -> None:
     """What a relist after 410 Gone does, against the real server. (The API server's watch cache
     keeps the recent history of a fresh cluster, so 410 itself cannot be provoked here in test
-    time: tests/unit/test_caches.py feeds both of its forms to the watch loop.)"""
+    time: tests/unit/test_cache_bookkeeping.py feeds both of its forms to the watch loop.)"""
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     for name in ("keep", "gone"):
         plane.client.create(path, {"metadata": {"name": name}})
