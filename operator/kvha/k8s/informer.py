@@ -28,7 +28,7 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
@@ -285,25 +285,27 @@ class ApiSession:
             headers["Authorization"] = str(token)
         return headers
 
-    async def get_json(self, path: str, params: Mapping[str, str]) -> Obj:
-        timeout = aiohttp.ClientTimeout(total=self.list_timeout)
+    @contextlib.asynccontextmanager
+    async def _get(
+        self, path: str, params: Mapping[str, str], limits: aiohttp.ClientTimeout
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """One GET, its 410 Gone raised as `ExpiredError` and any other error status raised."""
         async with self._session.get(
-            f"{self.base}{path}?{urlencode(params)}", headers=self._headers(), timeout=timeout
+            f"{self.base}{path}?{urlencode(params)}", headers=self._headers(), timeout=limits
         ) as response:
             if response.status == 410:
                 raise ExpiredError
             response.raise_for_status()
+            yield response
+
+    async def get_json(self, path: str, params: Mapping[str, str]) -> Obj:
+        async with self._get(path, params, aiohttp.ClientTimeout(total=self.list_timeout)) as response:
             body: Obj = await response.json()
             return body
 
     async def stream_json(self, path: str, params: Mapping[str, str]) -> Any:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.list_timeout, sock_read=SILENT_WATCH_SECONDS)
-        async with self._session.get(
-            f"{self.base}{path}?{urlencode(params)}", headers=self._headers(), timeout=timeout
-        ) as response:
-            if response.status == 410:
-                raise ExpiredError
-            response.raise_for_status()
+        async with self._get(path, params, timeout) as response:
             pending = b""
             # Split lines ourselves: aiohttp's line reader refuses lines over its buffer size,
             # and a Node with many images is a long line.
