@@ -4,6 +4,8 @@ Handlers stay thin: parse the body, build a snapshot from the in-memory indices,
 core, hand its actions to `kvha.actuation`, write status once.
 """
 
-from kvha.handlers import failovers, freshness, indices, policies, startup, vms
+from kvha.handlers import failovers, freshness, indices, policies, rhythm, startup, vms
 
-__all__ = ["failovers", "freshness", "indices", "policies", "startup", "vms"]
+rhythm.connect()  # the index functions have registered every cache by now
+
+__all__ = ["failovers", "freshness", "indices", "policies", "rhythm", "startup", "vms"]

@@ -1,6 +1,8 @@
-"""NodeFailover: drive one incident, a step a second, until it is finished.
+"""NodeFailover: drive one incident, step by step, until it is finished.
 
-Each tick: snapshot from the indices (plus one GET of the remediation object while fencing by
+A kopf daemon per unfinished NodeFailover runs a step when something it reads changed or when the
+step's own `recheck_after` is due (`kvha.handlers.rhythm`), at most one per `failover_interval`.
+Each step: snapshot from the indices (plus one GET of the remediation object while fencing by
 remediation), one pure step of `kvha.reconcile.advance_incident`, status written *before* the
 actions run (write-ahead: a crash between the two repeats an idempotent action, never loses one),
 then the actions, Events and metrics.
@@ -11,8 +13,9 @@ Deleting a NodeFailover by hand ends its incident: `release_failover` undoes wha
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import kopf
@@ -24,8 +27,10 @@ from kvha.detection import recorded_storm
 from kvha.fencing import OBSERVE_INTERVAL, RemediationObservation
 from kvha.handlers import events
 from kvha.handlers.freshness import SIGHTINGS, clock, read_fresh
-from kvha.handlers.snapshot import Indices, Unique, by_key, first, parse_policy, values
+from kvha.handlers.rhythm import CLOSE_WATCH, DETECTION, WORKLOAD, mark, pause
+from kvha.handlers.snapshot import POLICIES, Indices, Unique, by_key, first, values
 from kvha.k8s.api import Kube, plural_of
+from kvha.leadership import LeadershipLost
 from kvha.models.hapolicy import FencingStrategy, HAPolicySpec, HAPolicyStatus
 from kvha.models.names import label_value
 from kvha.models.nodefailover import NodeFailoverSpec, NodeFailoverStatus
@@ -46,14 +51,33 @@ from kvha.reconcile import (
 from kvha.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
-SETTINGS = OperatorSettings()
+
+RETRY_SOON = 1.0
+"""Seconds before a step that the API's fresh read contradicted decides again (the cache lags)."""
+ERROR_BACKOFF = 5.0
+"""Seconds before a step that raised is tried again."""
+STOP_GRACE = 10.0
+"""Seconds kopf lets a stopping daemon finish its step before cancelling it."""
+DELIVERY_WAIT = 2.0
+"""Seconds a step waits for its own status write to come back through kopf's watch: the next step
+must compute from it (one computed from the copy before would only meet a conflict)."""
 
 
 def _unfinished(status: kopf.Status, **_: Any) -> bool:
     return not status.get("finished", False)
 
 
-@kopf.timer(GROUP, VERSION, "nodefailovers", interval=SETTINGS.failover_interval, when=_unfinished)
+@dataclass(frozen=True)
+class Stepped:
+    """What one step of an incident leaves for the daemon: when to look again, and whether done."""
+
+    recheck_after: float | None
+    finished: bool = False
+    written: bool = False
+    """The status was written: the next step waits until kopf's copy shows the write."""
+
+
+@kopf.daemon(GROUP, VERSION, "nodefailovers", when=_unfinished, cancellation_backoff=STOP_GRACE)
 async def drive_failover(
     *,
     name: str,
@@ -61,14 +85,57 @@ async def drive_failover(
     spec: kopf.Spec,
     status: kopf.Status,
     memo: Any,
+    stopped: kopf.DaemonStopped,
     **kwargs: Any,
 ) -> None:
+    settings: OperatorSettings = memo.settings
+    signals = (DETECTION, WORKLOAD)
+    owner = f"NodeFailover/{name}"
+    # The incident's node: its Lease renewals are the recovery (or the flapping) this incident judges.
+    CLOSE_WATCH.set(owner, {str(spec.get("nodeName", ""))})
+    try:
+        while not stopped:
+            since = mark(signals)
+            computed_from = str(body["metadata"]["resourceVersion"])
+            try:
+                stepped = await advance(name=name, body=body, spec=spec, status=status, memo=memo)
+            except LeadershipLost:
+                raise
+            except Exception:  # one failing step must not end the incident: kopf would back off for a minute
+                log.exception("NodeFailover %s: the step failed; trying again in %ss", name, ERROR_BACKOFF)
+                stepped = Stepped(recheck_after=ERROR_BACKOFF)
+            if stepped.finished:
+                return
+            if stepped.written:
+                await _delivered(body, computed_from, stopped)
+            await pause(
+                signals,
+                since,
+                recheck_after=stepped.recheck_after,
+                min_interval=settings.failover_interval,
+                stopped=stopped,
+            )
+    finally:
+        CLOSE_WATCH.set(owner, ())
+
+
+async def _delivered(body: kopf.Body, computed_from: str, stopped: kopf.DaemonStopped) -> None:
+    """Until kopf's live body carries a newer resourceVersion than the step computed from."""
+    deadline = asyncio.get_running_loop().time() + DELIVERY_WAIT
+    while str(body["metadata"]["resourceVersion"]) == computed_from and not stopped:
+        if asyncio.get_running_loop().time() >= deadline:
+            return
+        await asyncio.sleep(0.05)
+
+
+async def advance(*, name: str, body: kopf.Body, spec: kopf.Spec, status: kopf.Status, memo: Any) -> Stepped:
+    """One step of the incident: decide from the indices, write status, then act."""
     kube: Kube = memo.kube
     ix = Indices.current()
     now = clock()
     failover_spec, current, computed_from, observed = _parsed(body, spec, status)
     record = first(ix.policies, failover_spec.policy_name)
-    live_policy, _problem = parse_policy(record["spec"]) if record else (None, None)
+    live_policy = POLICIES.parse(failover_spec.policy_name, record) if record else None
     policy = incident_policy(current, live_policy)  # the copy the incident recorded when it opened
     policy_status = HAPolicyStatus.model_validate(record["status"]) if record and record["status"] else HAPolicyStatus()
     node_name = failover_spec.node_name
@@ -110,18 +177,21 @@ async def drive_failover(
     if fences(step) and policy is not None:
         confirmed = await _again_from_a_fresh_read(kube, snapshot, policy)
         if confirmed is None:
-            return  # nothing written, nothing done: the next tick decides again
+            # Nothing written, nothing done: the fresh read fed kvha's sightings, so the next step
+            # decides again from what the API said.
+            return Stepped(recheck_after=RETRY_SOON)
         step = confirmed
     new_status = step.status.model_copy(update={"finished": step.finished}).to_api()
-    if new_status != observed and not await kube.patch_status(
-        "nodefailovers", name, new_status, resource_version=computed_from
-    ):
-        return  # computed from an outdated copy: no actions; the next tick computes from the new one
+    written = new_status != observed
+    if written and not await kube.patch_status("nodefailovers", name, new_status, resource_version=computed_from):
+        # Computed from an outdated copy: no actions; the next step computes from the new one.
+        return Stepped(recheck_after=0.0, written=True)
     failures = await execute(kube, [*step.fence_actions, *step.restart_actions])
     for failure in failures:
         kopf.warn(body, reason="ActionFailed", message=f"{failure.action}: {failure.error}")
     events.post(step.events, on=body, vms=vms)
     _observe(step, policy_name=failover_spec.policy_name, policy=policy, detected=failover_spec.detected_at)
+    return Stepped(recheck_after=step.recheck_after, finished=step.finished, written=written)
 
 
 @kopf.on.delete(GROUP, VERSION, "nodefailovers", when=_unfinished)
@@ -141,7 +211,7 @@ async def release_failover(
     ix = Indices.current()
     failover_spec, current, computed_from, observed = _parsed(body, spec, status)
     record = first(ix.policies, failover_spec.policy_name)
-    live_policy, _problem = parse_policy(record["spec"]) if record else (None, None)
+    live_policy = POLICIES.parse(failover_spec.policy_name, record) if record else None
     # The copy the incident recorded: a policy deleted first (the documented uninstall) still
     # names the remediation to remove.
     policy = incident_policy(current, live_policy)

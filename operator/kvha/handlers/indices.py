@@ -55,7 +55,9 @@ def lease_index(obj: Obj) -> dict[str, LeaseView]:
     return {_name(obj): view}
 
 
-def _lease_event_lag(obj: Obj) -> None:
+def _lease_event_lag(obj: Obj | None) -> None:
+    if obj is None:
+        return  # a list, not an event: the lag of a list says nothing about the watch
     renewed = parse_time((obj.get("spec") or {}).get("renewTime"))
     if renewed is not None:
         metrics.observe_lease_event_lag((utcnow() - renewed).total_seconds())

@@ -1,9 +1,21 @@
-"""HAPolicy reconcile: every few seconds, from the in-memory indices (no API lists), evaluate the
-policy, open incidents for dead nodes, and write status once if anything changed."""
+"""HAPolicy: a kopf daemon per policy evaluates it from the in-memory indices (no API lists), opens
+incidents for dead nodes, and writes status once if anything changed.
+
+Two halves, two rhythms. Detection (cheap) runs when a Node, a policy, an incident or the Lease of
+a node that is not Healthy changed, or when its verdicts' `recheck_after` is due
+(`kvha.handlers.rhythm`). Admission control (slow: which VMs are protected, how many host failures
+the cluster absorbs) runs off the event loop, in a thread, when the workload or the set of Healthy
+nodes changed, at most once per `ADMISSION_INTERVAL`; its latest result is carried into each
+detection step, which never waits for it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections.abc import Hashable
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -21,39 +33,116 @@ from kvha.constants import (
 from kvha.fencing import EventNote
 from kvha.handlers import events, vms
 from kvha.handlers.freshness import SIGHTINGS, clock, read_fresh
-from kvha.handlers.snapshot import Indices, Unique, by_key, parse_policy, values
+from kvha.handlers.rhythm import CLOSE_WATCH, DETECTION, WORKLOAD, Signal, mark, pause
+from kvha.handlers.snapshot import POLICIES, Indices, Unique, by_key, values
 from kvha.k8s.api import Kube
 from kvha.leadership import LeadershipLost
-from kvha.models.hapolicy import DetectionSpec, HAPolicyStatus
+from kvha.models.hapolicy import DetectionSpec, HAPolicySpec, HAPolicyStatus
 from kvha.models.names import label_value
 from kvha.models.timeutil import format_micro_time
-from kvha.reconcile import NewIncident, PolicySnapshot, evaluate_policy, fresh_read_agrees
+from kvha.reconcile import (
+    Admission,
+    AdmissionSnapshot,
+    NewIncident,
+    PolicySnapshot,
+    PolicyStep,
+    assess_admission,
+    evaluate_policy,
+    fresh_read_agrees,
+)
 from kvha.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
-SETTINGS = OperatorSettings()
+
+ADMISSION_INTERVAL = 5.0
+"""Seconds between two admission controls of one policy while its inputs keep changing (VMs
+restarting, pods scheduled): its figures are a capacity forecast, not a safety decision."""
+ERROR_BACKOFF = 5.0
+STOP_GRACE = 10.0
+"""Seconds kopf lets a stopping daemon finish its step before cancelling it."""
 
 
-@kopf.timer(GROUP, VERSION, "hapolicies", interval=SETTINGS.policy_interval, initial_delay=0.5)
+@dataclass
+class AdmissionControl:
+    """One policy's admission control: its latest result, what that was computed from, and the run
+    in flight. A finished run bumps `done`, which wakes the daemon to publish it."""
+
+    result: Admission | None = None
+    inputs: Hashable = None
+    started: float = float("-inf")
+    running: asyncio.Task[Admission] | None = None
+    done: Signal = field(default_factory=lambda: Signal("admission"))
+
+    def take(self) -> Admission | None:
+        """The result of a finished run, once (None if none finished since the last call)."""
+        if self.running is None or not self.running.done():
+            return None
+        run, self.running = self.running, None
+        if run.cancelled() or run.exception() is not None:
+            log.error("admission control failed", exc_info=run.exception())
+            self.inputs = None  # try again at the next step
+            return None
+        self.result = run.result()
+        return self.result
+
+    def due_in(self, inputs: Hashable, now: float) -> float | None:
+        """0 to start a run now, seconds until one may start, or None when none is needed."""
+        if self.running is not None or inputs == self.inputs:
+            return None
+        if self.result is None:
+            return 0.0
+        return max(self.started + ADMISSION_INTERVAL - now, 0.0)
+
+    def start(self, snap: AdmissionSnapshot, inputs: Hashable, now: float) -> None:
+        self.inputs, self.started = inputs, now
+        self.running = asyncio.ensure_future(asyncio.to_thread(assess_admission, snap))
+        self.running.add_done_callback(lambda _: self.done.bump())
+
+
+@kopf.daemon(GROUP, VERSION, "hapolicies", cancellation_backoff=STOP_GRACE)
 async def reconcile_policy(
     *,
     name: str,
     body: kopf.Body,
-    spec: kopf.Spec,
-    status: kopf.Status,
-    meta: kopf.Meta,
     memo: Any,
+    stopped: kopf.DaemonStopped,
     **kwargs: Any,
 ) -> None:
+    settings: OperatorSettings = memo.settings
+    admission = AdmissionControl()
+    signals = (DETECTION, WORKLOAD, admission.done)
+    owner = f"HAPolicy/{name}"
+    try:
+        while not stopped:
+            since = mark(signals)
+            try:
+                recheck = await evaluate(name=name, body=body, memo=memo, admission=admission)
+            except LeadershipLost:
+                raise
+            except Exception:  # one failing evaluation must not stop the policy: kopf would back off
+                log.exception("HAPolicy %s: the evaluation failed; trying again in %ss", name, ERROR_BACKOFF)
+                recheck = ERROR_BACKOFF
+            await pause(signals, since, recheck_after=recheck, min_interval=settings.policy_interval, stopped=stopped)
+    finally:
+        CLOSE_WATCH.set(owner, ())
+        if admission.running is not None:
+            admission.running.cancel()
+
+
+async def evaluate(*, name: str, body: kopf.Body, memo: Any, admission: AdmissionControl) -> float | None:
+    """One evaluation: detection with the latest admission control, incidents opened, status
+    written; admission control started again if its inputs changed. Returns when to look again."""
     kube: Kube = memo.kube
     ix = Indices.current()
-    namespace_labels = by_key(ix.namespaces)
-    policy, problem = parse_policy(spec)
-    current = HAPolicyStatus.model_validate(dict(status)) if status else HAPolicyStatus()
     # kopf's body is live: pin the version this step is computed from before anything awaits.
-    computed_from, observed = meta["resourceVersion"], dict(status)
+    meta, computed_from = body["metadata"], str(body["metadata"]["resourceVersion"])
+    observed = dict(body.get("status") or {})
+    policy, problem = POLICIES.parse_with_problem(
+        name, {"spec": body.get("spec") or {}, "generation": meta.get("generation")}
+    )
+    current = HAPolicyStatus.model_validate(observed) if observed else HAPolicyStatus()
+    fresh = admission.take()
     nodes = list(values(ix.nodes))
-    vm_views = list(values(ix.vms))
     SIGHTINGS.retain({n.name for n in nodes})
     now = clock()
     step = evaluate_policy(
@@ -65,11 +154,7 @@ async def reconcile_policy(
             status=current,
             nodes=nodes,
             leases=Unique(ix.leases),
-            vms=vm_views,
-            namespace_labels=namespace_labels,
-            vmis=Unique(ix.vmis),
-            pods=list(values(ix.pods_by_node)),
-            launcher_pods=ix.launchers,
+            admission=admission.result if policy is not None else None,
             failovers=list(values(ix.failovers)),
             now=now.wall,
             monotonic=now.monotonic,
@@ -77,6 +162,7 @@ async def reconcile_policy(
             caches_synced=SIGHTINGS.synced,
         )
     )
+    CLOSE_WATCH.set(f"HAPolicy/{name}", step.watch_closely)
     for incident in step.open_incidents:
         if policy is None:
             continue
@@ -92,22 +178,59 @@ async def reconcile_policy(
     if new_status != observed and not await kube.patch_status(
         "hapolicies", name, new_status, resource_version=computed_from
     ):
-        return  # computed from an outdated copy: the next tick computes from the new one
+        return 0.0  # computed from an outdated copy: the next step computes from the new one
     events.post(step.events, on=body)
-    if step.protections:
-        vms.tell_owners(memo, policy=name, protections=step.protections, vms={vm.key: vm for vm in vm_views})
-    if policy is not None and step.storm is not None:
-        metrics.observe_policy(
-            policy=name,
-            protected=step.status.protected_vms,
-            unprotectable=dict(step.unprotectable or {}),
-            capacity=step.status.failover_capacity,
-            target=policy.admission_control.host_failures_to_tolerate,
-            storm=step.storm.blocks_action,
-            active=step.status.active_failover_count,
-            waiting=step.waiting,
-            tainted_recovered=step.tainted_recovered,
-        )
+    if fresh is not None:
+        vms.tell_owners(memo, policy=name, protections=fresh.protections, vms={vm.key: vm for vm in values(ix.vms)})
+    if policy is not None:
+        _observe(name, policy, step, admission.result)
+    recheck = step.recheck_after
+    if policy is not None and SIGHTINGS.synced:
+        due = _admit(ix, policy, step, admission, meta)
+        recheck = due if recheck is None or (due is not None and due < recheck) else recheck
+    return recheck
+
+
+def _admit(ix: Indices, policy: HAPolicySpec, step: PolicyStep, admission: AdmissionControl, meta: Any) -> float | None:
+    """Start admission control if its inputs changed and it may run now; else when it may."""
+    inputs = (WORKLOAD.version, step.healthy, meta.get("generation"))
+    now = time.monotonic()
+    due = admission.due_in(inputs, now)
+    if due != 0.0:
+        return due
+    # Plain copies taken here, on the event loop: the thread must not read indices the caches change.
+    namespace_labels = by_key(ix.namespaces)
+    admission.start(
+        AdmissionSnapshot(
+            policy=policy,
+            vms=list(values(ix.vms)),
+            namespace_labels=namespace_labels,
+            vmis=by_key(ix.vmis),
+            pods=list(values(ix.pods_by_node)),
+            launcher_pods={uid: tuple(pods) for uid, pods in ix.launchers.items()},
+            nodes=list(values(ix.nodes)),
+            healthy=step.healthy,
+        ),
+        inputs,
+        now,
+    )
+    return None
+
+
+def _observe(name: str, policy: HAPolicySpec, step: PolicyStep, admission: Admission | None) -> None:
+    if step.storm is None:
+        return
+    metrics.observe_policy(
+        policy=name,
+        protected=step.status.protected_vms,
+        unprotectable=dict(admission.unprotectable) if admission else {},
+        capacity=step.status.failover_capacity if admission else None,
+        target=policy.admission_control.host_failures_to_tolerate,
+        storm=step.storm.blocks_action,
+        active=step.status.active_failover_count,
+        waiting=step.waiting,
+        tainted_recovered=step.tainted_recovered,
+    )
 
 
 async def _open(kube: Kube, *, policy_name: str, incident: NewIncident, detection: DetectionSpec) -> None:

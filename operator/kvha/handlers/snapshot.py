@@ -6,7 +6,7 @@ one value per key. These helpers flatten them without copying more than needed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -70,12 +70,29 @@ def parse_policy(spec: Mapping[str, Any]) -> tuple[HAPolicySpec | None, str | No
         return None, "; ".join(problems)
 
 
-def parsed_policies(policy_index: Index[str, dict[str, Any]]) -> Iterable[tuple[str, HAPolicySpec]]:
-    for name, store in sorted(policy_index.items()):
-        for record in store:
-            policy, _ = parse_policy(record["spec"])
-            if policy is not None:
-                yield name, policy
+class ParsedPolicies:
+    """Each HAPolicy parsed once per generation, not on every step that reads it: the API server
+    bumps `metadata.generation` on every change to the spec (and only then)."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[str, tuple[int, tuple[HAPolicySpec | None, str | None]]] = {}
+
+    def parse_with_problem(self, name: str, record: Mapping[str, Any]) -> tuple[HAPolicySpec | None, str | None]:
+        generation = record.get("generation")
+        if not isinstance(generation, int):  # not from the API server (a test's record): no key to trust
+            return parse_policy(record["spec"])
+        known = self._parsed.get(name)
+        if known is not None and known[0] == generation:
+            return known[1]
+        parsed = parse_policy(record["spec"])
+        self._parsed[name] = (generation, parsed)
+        return parsed
+
+    def parse(self, name: str, record: Mapping[str, Any]) -> HAPolicySpec | None:
+        return self.parse_with_problem(name, record)[0]
+
+
+POLICIES = ParsedPolicies()
 
 
 @dataclass(frozen=True)

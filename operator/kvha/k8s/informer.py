@@ -117,8 +117,10 @@ class Cache:
     functions: dict[str, IndexFunction] = field(default_factory=dict)
     indices: dict[str, Index[Any, Any]] = field(default_factory=dict)
     synced: asyncio.Event = field(default_factory=asyncio.Event)
-    watchers: list[Callable[[Obj], None]] = field(default_factory=list)
-    """Called with each object a watch event brings (not the lists): for lag measurements."""
+    watchers: list[Callable[[Obj | None], None]] = field(default_factory=list)
+    """Called with the object of each watch event, and with None once a list (the first, or a
+    relist after a 410) has replaced the cache: lag measurements, and what wakes the handlers that
+    read this resource (`kvha.handlers.rhythm`)."""
     _entries: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)  # object → (index, key)
 
     def add(self, name: str, function: IndexFunction) -> None:
@@ -184,6 +186,8 @@ class Cache:
                 if resource_version is None:
                     resource_version = await self._list(session)
                     self.synced.set()
+                    for watcher in self.watchers:
+                        watcher(None)
                 resource_version = await self._watch(session, resource_version)
                 attempt = 0
             except ExpiredError:

@@ -138,7 +138,7 @@ PERMISSIONS: tuple[Permission, ...] = (
         "hapolicies",
         ("patch",),
         ("kvha.handlers.policies:reconcile_policy",),
-        "kopf's finalizer on HAPolicies (its timers need one) and its progress annotations",
+        "kopf's finalizer on HAPolicies (its daemons need one) and its progress annotations",
     ),
     Permission(
         GROUP,
@@ -167,7 +167,7 @@ PERMISSIONS: tuple[Permission, ...] = (
         "nodefailovers",
         ("patch",),
         ("kvha.handlers.failovers:drive_failover", "kvha.handlers.failovers:release_failover"),
-        "kopf's finalizer on NodeFailovers (its timers and the clean-up on deletion need one) and its "
+        "kopf's finalizer on NodeFailovers (its daemons and the clean-up on deletion need one) and its "
         "progress annotations",
     ),
     Permission(
@@ -181,7 +181,7 @@ PERMISSIONS: tuple[Permission, ...] = (
         "",
         "events",
         ("create",),
-        ("kvha.handlers.events:post", "kvha.handlers.failovers:drive_failover"),
+        ("kvha.handlers.events:post", "kvha.handlers.failovers:advance"),
         "Events on VMs, nodes, policies and incidents (kopf.event, kopf.warn)",
     ),
     Permission(

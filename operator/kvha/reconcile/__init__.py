@@ -5,6 +5,7 @@ return the new status plus the actions to take; they never touch the API, so a w
 be replayed in a unit test with a fake clock.
 """
 
+from kvha.reconcile.admission import Admission, AdmissionSnapshot, assess_admission
 from kvha.reconcile.incident import (
     IncidentSnapshot,
     IncidentStep,
@@ -27,6 +28,8 @@ from kvha.reconcile.release import Release, ReleaseSnapshot, release_incident
 from kvha.reconcile.what_if import ClusterRead, PlannedVM, WhatIf, WorstHost, what_if, worst_case_hosts
 
 __all__ = [
+    "Admission",
+    "AdmissionSnapshot",
     "ClusterRead",
     "FailoverRecord",
     "IncidentSnapshot",
@@ -40,6 +43,7 @@ __all__ = [
     "WhatIf",
     "WorstHost",
     "advance_incident",
+    "assess_admission",
     "evaluate_policy",
     "failover_name",
     "fences",

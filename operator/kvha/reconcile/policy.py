@@ -1,16 +1,15 @@
 """One evaluation of an HAPolicy: which nodes it watches are dead, whether a storm forbids acting,
-which VMs it protects, how many host failures the cluster can absorb, and which incidents to open.
+and which incidents to open; with the latest admission control result (`kvha.reconcile.admission`,
+computed apart because it is slow) carried over into the status.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from kvha.admission import ProtectedVM, capacity_for_protected
 from kvha.constants import (
     COND_FAILOVER_CAPACITY,
     COND_READY,
@@ -37,14 +36,12 @@ from kvha.detection import (
     storm_guard,
 )
 from kvha.fencing import EventNote
-from kvha.models.base import Priority
 from kvha.models.conditions import condition_status, set_condition
 from kvha.models.hapolicy import FailoverRef, HAPolicySpec, HAPolicyStatus, TaintedNode, UnprotectableCount
 from kvha.models.names import object_name
 from kvha.models.timeutil import format_time
-from kvha.models.views import LeaseView, NodeView, PodView, VMIView, VMView
-from kvha.placement import NodeCapacity, PodTopology, node_capacities
-from kvha.protection import Protection, classify, priority_limit, selects
+from kvha.models.views import LeaseView, NodeView
+from kvha.reconcile.admission import Admission
 
 RECHECK_SECONDS = 10.0
 CACHE_SYNC_RECHECK = 1.0
@@ -91,11 +88,9 @@ class PolicySnapshot:
     status: HAPolicyStatus
     nodes: Sequence[NodeView]
     leases: Mapping[str, LeaseView]
-    vms: Sequence[VMView]
-    namespace_labels: Mapping[str, Mapping[str, str]]
-    vmis: Mapping[str, VMIView]
-    pods: Sequence[PodView]
-    launcher_pods: Mapping[str, Collection[PodView]]
+    admission: Admission | None
+    """The latest admission control of this policy; None until the first one is done (the status
+    then keeps the protection figures it had)."""
     failovers: Sequence[FailoverRecord]
     now: datetime
     monotonic: float
@@ -116,9 +111,11 @@ class PolicyStep:
     open_incidents: tuple[NewIncident, ...] = ()
     events: tuple[EventNote, ...] = ()
     storm: StormState | None = None
-    unprotectable: Mapping[str, int] | None = None
-    protections: Mapping[str, Protection] = field(default_factory=dict)
-    """By VM key, the verdict on each VM the policy selects (its owner hears of an unprotected one)."""
+    healthy: frozenset[str] = frozenset()
+    """The watched nodes detection calls Healthy: where admission control may place VMs."""
+    watch_closely: frozenset[str] = frozenset()
+    """The watched nodes that are not Healthy: a renewal of their Lease may change the verdict, so
+    it must wake the next evaluation (a Healthy node's renewal cannot)."""
     waiting: int = 0
     tainted_recovered: int = 0
     """Nodes Ready again that still carry an incident's taint after `TAINT_REMOVAL_GRACE` (a metric)."""
@@ -165,34 +162,7 @@ def evaluate_policy(snap: PolicySnapshot) -> PolicyStep:
     )
     mine = [f for f in snap.failovers if f.policy == snap.name]
     opened = () if storm.blocks_action else _incidents_to_open(snap.name, unhealthy, mine)
-
-    selected = [vm for vm in snap.vms if selects(policy, vm, snap.namespace_labels.get(vm.namespace, {}))]
-    default = Priority.parse(policy.restart.default_priority)
-    limits = policy.restart.priority_limits
-    protections = {
-        vm.key: classify(
-            vm, default_priority=default, limit=priority_limit(limits, snap.namespace_labels.get(vm.namespace, {}))
-        )
-        for vm in selected
-    }
-    reasons = Counter(p.reason.value for p in protections.values() if p.reason is not None)
-    protected = [vm for vm in selected if protections[vm.key].protected]
-    capped = sum(1 for vm in protected if protections[vm.key].claimed is not None)
-
-    healthy_nodes = [n for n in watched if verdicts[n.name].health is Health.HEALTHY]
-    capacity = _capacity(snap, policy, protected, healthy_nodes, protections)
-    status = _status(
-        snap,
-        policy,
-        storm=storm,
-        watched=len(watched),
-        unhealthy=len(unhealthy),
-        protected=len(protected),
-        capped=capped,
-        reasons=reasons,
-        capacity=capacity,
-        mine=mine,
-    )
+    status = _status(snap, storm=storm, watched=len(watched), unhealthy=len(unhealthy), mine=mine)
     events = _events(snap.status, status, storm)
     overdue = _overdue(status.tainted_nodes, snap.now)
     checks = [RECHECK_SECONDS, storm.recheck_after] + [v.recheck_after for v in verdicts.values()]
@@ -201,8 +171,8 @@ def evaluate_policy(snap: PolicySnapshot) -> PolicyStep:
         open_incidents=opened,
         events=events,
         storm=storm,
-        unprotectable=dict(reasons),
-        protections=protections,
+        healthy=frozenset(n.name for n in watched if verdicts[n.name].health is Health.HEALTHY),
+        watch_closely=frozenset(name for name, v in verdicts.items() if v.health is not Health.HEALTHY),
         waiting=sum(f.waiting for f in mine),
         tainted_recovered=len(overdue),
         recheck_after=min((c for c in checks if c is not None and c > 0), default=RECHECK_SECONDS),
@@ -280,73 +250,14 @@ def _tainted_condition(tainted: Sequence[TaintedNode], now: datetime) -> tuple[L
     )
 
 
-def _capacity(
-    snap: PolicySnapshot,
-    policy: HAPolicySpec,
-    protected: Sequence[VMView],
-    healthy_nodes: Sequence[NodeView],
-    protections: Mapping[str, Protection],
-) -> int:
-    return protected_capacity(
-        policy=policy,
-        protected=running_protected(
-            protected=protected, protections=protections, vmis=snap.vmis, launcher_pods=snap.launcher_pods
-        ),
-        nodes=node_capacities(nodes=healthy_nodes, pods=snap.pods, exclude=set()),
-        topology=PodTopology(nodes=snap.nodes, pods=snap.pods, namespace_labels=snap.namespace_labels),
-    )
-
-
-def running_protected(
-    *,
-    protected: Sequence[VMView],
-    protections: Mapping[str, Protection],
-    vmis: Mapping[str, VMIView],
-    launcher_pods: Mapping[str, Collection[PodView]],
-) -> list[ProtectedVM]:
-    """The protected VMs running now, where, with their launcher pods: what a host failure displaces."""
-    running = []
-    for vm in protected:
-        vmi = vmis.get(vm.key)
-        if vmi is None or vmi.node_name is None or vmi.phase != "Running":
-            continue  # not running anywhere: nothing to absorb
-        pods = launcher_pods.get(vmi.uid, ())
-        pod = next((p for p in pods if not p.terminal), None)
-        running.append(ProtectedVM(vm=vm, node=vmi.node_name, pod=pod, priority=int(protections[vm.key].priority)))
-    return running
-
-
-def protected_capacity(
-    *,
-    policy: HAPolicySpec,
-    protected: Sequence[ProtectedVM],
-    nodes: Sequence[NodeCapacity],
-    topology: PodTopology | None,
-) -> int:
-    """How many host failures the cluster can absorb for these VMs, as the policy's status shows it."""
-    if not nodes:
-        return 0
-    target = policy.admission_control.host_failures_to_tolerate
-    # Look a little past the target so the column shows headroom, not just "target reached".
-    limit = min(max(target + 2, 3), max(len(nodes) - 1, 0))
-    return capacity_for_protected(protected=protected, nodes=nodes, limit=limit, topology=topology)
-
-
 def _status(
-    snap: PolicySnapshot,
-    policy: HAPolicySpec,
-    *,
-    storm: StormState,
-    watched: int,
-    unhealthy: int,
-    protected: int,
-    capped: int,
-    reasons: Counter[str],
-    capacity: int,
-    mine: Sequence[FailoverRecord],
+    snap: PolicySnapshot, *, storm: StormState, watched: int, unhealthy: int, mine: Sequence[FailoverRecord]
 ) -> HAPolicyStatus:
     now, generation = snap.now, snap.generation
-    target = policy.admission_control.host_failures_to_tolerate
+    admission = snap.admission
+    # Until the first admission control is done, the protection figures stay what they were.
+    protected = admission.protected if admission else snap.status.protected_vms
+    capped = admission.capped if admission else snap.status.priority_capped_vms
     conditions = set_condition(
         snap.status.conditions,
         type_=COND_READY,
@@ -361,18 +272,21 @@ def _status(
         now=now,
         generation=generation,
     )
-    enough = capacity >= target
-    conditions = set_condition(
-        conditions,
-        type_=COND_FAILOVER_CAPACITY,
-        status="True" if enough else "False",
-        reason=REASON_CAPACITY_OK if enough else REASON_CAPACITY_SHORT,
-        message=(
-            f"the cluster can absorb {capacity} host failure(s) for the protected VMs; the policy asks for {target}"
-        ),
-        now=now,
-        generation=generation,
-    )
+    if admission is not None and snap.policy is not None:
+        target = snap.policy.admission_control.host_failures_to_tolerate
+        enough = admission.capacity >= target
+        conditions = set_condition(
+            conditions,
+            type_=COND_FAILOVER_CAPACITY,
+            status="True" if enough else "False",
+            reason=REASON_CAPACITY_OK if enough else REASON_CAPACITY_SHORT,
+            message=(
+                f"the cluster can absorb {admission.capacity} host failure(s) for the protected VMs; "
+                f"the policy asks for {target}"
+            ),
+            now=now,
+            generation=generation,
+        )
     conditions = set_condition(
         conditions,
         type_=COND_STORM_GUARD,
@@ -396,17 +310,26 @@ def _status(
     active = [f for f in mine if f.active]
     finished = sorted((f for f in mine if not f.active), key=lambda f: f.detected_at or now)
     last = finished[-1] if finished else None
+    figures = (
+        {
+            "protected_vms": protected,
+            "unprotectable_vms": sum(admission.unprotectable.values()),
+            "unprotectable_reasons": [
+                UnprotectableCount(reason=r, count=c) for r, c in sorted(admission.unprotectable.items())
+            ],
+            "priority_capped_vms": capped,
+            "failover_capacity": admission.capacity,
+        }
+        if admission
+        else {}
+    )
     return snap.status.model_copy(
         update={
+            **figures,
             "observed_generation": generation,
             "conditions": conditions,
-            "protected_vms": protected,
-            "unprotectable_vms": sum(reasons.values()),
-            "unprotectable_reasons": [UnprotectableCount(reason=r, count=c) for r, c in sorted(reasons.items())],
-            "priority_capped_vms": capped,
             "watched_nodes": watched,
             "unhealthy_nodes": unhealthy,
-            "failover_capacity": capacity,
             "active_failovers": [FailoverRef(name=f.name, node=f.node, phase=f.phase) for f in active],
             "active_failover_count": len(active),
             "last_failover": FailoverRef(name=last.name, node=last.node, phase=last.phase) if last else None,

@@ -49,7 +49,7 @@ from kvha.placement import (
 )
 from kvha.planner import FailoverSnapshot, initial_entries, plan_failover
 from kvha.protection import Protection, classify, selects, unfenced_safe
-from kvha.reconcile.policy import protected_capacity, running_protected
+from kvha.reconcile.admission import protected_capacity, running_protected
 
 # What the node lifecycle controller puts on a node it no longer hears from.
 UNREACHABLE_TAINTS = (

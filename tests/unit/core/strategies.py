@@ -31,7 +31,7 @@ from kvha.models.views import (
     VMView,
 )
 from kvha.placement import Candidate, NodeCapacity
-from kvha.reconcile import FailoverRecord, IncidentSnapshot, PolicySnapshot
+from kvha.reconcile import AdmissionSnapshot, FailoverRecord, IncidentSnapshot, PolicySnapshot, assess_admission
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 GI = 2**30
@@ -345,11 +345,18 @@ def policy_snapshot(
         status=status or HAPolicyStatus(),
         nodes=nodes,
         leases={n.name: make_lease(n.name) for n in nodes},
-        vms=vms,
-        namespace_labels=namespace_labels or {},
-        vmis={},
-        pods=[],
-        launcher_pods={},
+        admission=assess_admission(
+            AdmissionSnapshot(
+                policy=policy,
+                vms=vms,
+                namespace_labels=namespace_labels or {},
+                vmis={},
+                pods=[],
+                launcher_pods={},
+                nodes=nodes,
+                healthy=[n.name for n in nodes],
+            )
+        ),
         failovers=failovers,
         now=NOW + timedelta(seconds=after),
         monotonic=MONOTONIC_NOW,  # the nodes stay freshly heard from; only the wall clock moves

@@ -29,7 +29,7 @@ POLICY = "production"
 
 
 class FakeKube:
-    """The adapter as drive_failover sees it; `conflict` makes every status write a 409."""
+    """The adapter as an incident's step sees it; `conflict` makes every status write a 409."""
 
     def __init__(self, *, conflict: bool) -> None:
         self.conflict = conflict
@@ -102,9 +102,7 @@ def _tick(kube: FakeKube, monkeypatch: pytest.MonkeyPatch) -> None:
     }
     monkeypatch.setattr(failovers.Indices, "current", classmethod(lambda cls: cls.of(indices)))
     asyncio.run(
-        failovers.drive_failover(
-            name="nf-1", body=body, spec=spec, status=body["status"], memo=SimpleNamespace(kube=kube)
-        )
+        failovers.advance(name="nf-1", body=body, spec=spec, status=body["status"], memo=SimpleNamespace(kube=kube))
     )
 
 
