@@ -7,16 +7,15 @@ previous write not yet seen through the watch) overwrote `taintApplied`, and the
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from core.strategies import make_node
+from handler_fakes import FakeKube, indices, observed
 from kubernetes.client.exceptions import ApiException
 
-from kvha.detection import Instant, Sightings
 from kvha.handlers import failovers
 from kvha.handlers.freshness import FreshRead, clock
 from kvha.k8s.api import Kube
@@ -28,43 +27,6 @@ NODE = "host-1"
 POLICY = "production"
 
 
-class FakeKube:
-    """The adapter as an incident's step sees it; `conflict` makes every status write a 409."""
-
-    def __init__(self, *, conflict: bool) -> None:
-        self.conflict = conflict
-        self.status_writes: list[tuple[str, str]] = []
-        self.actions: list[tuple[str, Any]] = []
-
-    async def patch_status(self, plural: str, name: str, status: dict[str, Any], *, resource_version: str) -> bool:
-        self.status_writes.append((name, resource_version))
-        return not self.conflict
-
-    async def set_out_of_service_taint(self, node: str, *, present: bool) -> bool:
-        self.actions.append(("taint", (node, present)))
-        return True
-
-    def __getattr__(self, method: str) -> Any:
-        async def act(*args: Any, **_: Any) -> None:
-            self.actions.append((method, args))
-
-        return act
-
-
-def _index(**entries: Any) -> dict[Any, list[Any]]:
-    return {key: [value] for key, value in entries.items()}
-
-
-def _observed(nodes: dict[str, Any], *, dead_for: float) -> Sightings:
-    """kvha's own sightings: caches synced and every node seen as it is now `dead_for` s ago."""
-    long_ago = Instant(monotonic=time.monotonic() - dead_for, wall=utcnow() - timedelta(seconds=dead_for))
-    seen = Sightings()
-    seen.mark_synced(long_ago)
-    for node in nodes.values():
-        seen.observe_node(node, now=long_ago)
-    return seen
-
-
 def _tick(kube: FakeKube, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(failovers.events, "post", lambda *_, **__: None)
     monkeypatch.setattr(failovers.kopf, "warn", lambda *_, **__: None)
@@ -73,7 +35,7 @@ def _tick(kube: FakeKube, monkeypatch: pytest.MonkeyPatch) -> None:
         # Two healthy hosts besides the dead one: one of three is below the storm guard's limit.
         **{name: make_node(name) for name in ("host-2", "host-3")},
     }
-    seen = _observed(nodes, dead_for=600)
+    seen = observed(nodes.values(), seen_for=600)
     monkeypatch.setattr(failovers, "SIGHTINGS", seen)
 
     async def read_fresh(_kube: Any, name: str) -> FreshRead:  # the API agrees with the cache
@@ -88,19 +50,8 @@ def _tick(kube: FakeKube, monkeypatch: pytest.MonkeyPatch) -> None:
         "reason": "Ready=Unknown for 60s",
     }
     body = {"metadata": {"name": "nf-1", "uid": "uid-nf-1", "resourceVersion": "41"}, "spec": spec, "status": {}}
-    indices: dict[str, Any] = {
-        "node_index": _index(**nodes),
-        "lease_index": {},
-        "namespace_index": {},
-        "pods_by_node": {},
-        "launchers_by_vmi": {},
-        "vm_index": {},
-        "vmi_index": {},
-        "claim_index": {},
-        "policy_index": _index(**{POLICY: {"spec": policy, "status": {}, "generation": 1}}),
-        "failovers_by_node": {},
-    }
-    monkeypatch.setattr(failovers.Indices, "current", classmethod(lambda cls: cls.of(indices)))
+    ix = indices(node_index=nodes, policy_index={POLICY: {"spec": policy, "status": {}, "generation": 1}})
+    monkeypatch.setattr(failovers.Indices, "current", classmethod(lambda cls: cls.of(ix)))
     asyncio.run(
         failovers.advance(name="nf-1", body=body, spec=spec, status=body["status"], memo=SimpleNamespace(kube=kube))
     )
