@@ -117,8 +117,9 @@ def recovery_run(bed: Testbed, index: int, args: argparse.Namespace) -> dict[str
         op = scene.operator().start()
         if index == 1:
             print(
-                f"    operator: policy evaluated every {op.env['KVHA_POLICY_INTERVAL']}s, incidents driven every "
-                f"{op.env['KVHA_FAILOVER_INTERVAL']}s (testbed's OperatorProcess; kvha's own defaults "
+                f"    operator: policy evaluated at most every {op.env['KVHA_POLICY_INTERVAL']}s, incidents stepped at "
+                f"most every {op.env['KVHA_FAILOVER_INTERVAL']}s, each when something it reads changed or its "
+                f"recheck is due (testbed's OperatorProcess; kvha's own defaults "
                 f"{DEFAULTS.policy_interval:g}s / {DEFAULTS.failover_interval:g}s)",
                 flush=True,
             )
