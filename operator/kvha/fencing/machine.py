@@ -74,9 +74,9 @@ from kvha.fencing.actions import (
     RemoveFenceConfirmation,
     RemoveOutOfServiceTaint,
 )
-from kvha.fencing.events import EventNote
 from kvha.fencing.observation import FenceObservation, IncidentRef
 from kvha.models.durations import format_seconds, seconds
+from kvha.models.events import EventNote
 from kvha.models.hapolicy import (
     FENCING_NONE_MESSAGE,
     REMEDIATION_TEMPLATE_MESSAGE,

@@ -18,12 +18,12 @@ from kvha.constants import (
     REASON_NODE_UNHEALTHY,
     VERSION,
 )
-from kvha.fencing import EventNote
 from kvha.handlers import events, vms
 from kvha.handlers.freshness import SIGHTINGS, clock, read_fresh
 from kvha.handlers.snapshot import Indices, Unique, by_key, parse_policy, values
 from kvha.k8s.api import Kube
 from kvha.leadership import LeadershipLost
+from kvha.models.events import EventNote
 from kvha.models.hapolicy import DetectionSpec, HAPolicyStatus
 from kvha.models.names import label_value
 from kvha.models.timeutil import format_micro_time
