@@ -74,17 +74,13 @@ async def _perform(kube: Kube, action: Action) -> None:
         case DeleteRemediation(name=name, template=template, uid=uid):
             await kube.delete_object(
                 api_version=template.api_version,
-                plural=plural_of(_remediation_kind(template.kind)),
+                plural=plural_of(template.remediation_kind),
                 name=name,
                 namespace=template.namespace,
                 uid=uid,
             )
         case RestartVM():
             await _restart(kube, action)
-
-
-def _remediation_kind(template_kind: str) -> str:
-    return template_kind.removesuffix("Template")
 
 
 async def _create_remediation(kube: Kube, action: CreateRemediation) -> None:
@@ -102,7 +98,7 @@ async def _create_remediation(kube: Kube, action: CreateRemediation) -> None:
     if source is None:
         raise RuntimeError(f"remediation template {template.kind} {template.namespace}/{template.name} not found")
     spec: dict[str, Any] = ((source.get("spec") or {}).get("template") or {}).get("spec") or {}
-    kind = _remediation_kind(template.kind)
+    kind = template.remediation_kind
     body = {
         "apiVersion": template.api_version,
         "kind": kind,

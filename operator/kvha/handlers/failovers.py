@@ -233,7 +233,7 @@ async def _remediation(
     name = (status.fencing.remediation_name if status.fencing else None) or node
     obj = await kube.get_object(
         api_version=template.api_version,
-        plural=plural_of(template.kind.removesuffix("Template")),
+        plural=plural_of(template.remediation_kind),
         name=name,
         namespace=template.namespace,
     )

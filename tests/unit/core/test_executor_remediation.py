@@ -38,6 +38,7 @@ def test_the_remediation_kvha_creates_is_owned_by_the_incident() -> None:
     )
     assert failures == []
     [body] = kube.created
+    assert body["kind"] == "SelfNodeRemediation", "the template's kind without Template"
     assert body["metadata"]["ownerReferences"] == [
         {"apiVersion": "kvha.io/v1alpha1", "kind": "NodeFailover", "name": INCIDENT.name, "uid": INCIDENT.uid}
     ]
@@ -56,4 +57,4 @@ def test_a_name_already_taken_is_a_failed_action_not_success() -> None:
 def test_deletion_is_of_the_object_kvha_created_by_its_uid() -> None:
     kube = FakeKube()
     asyncio.run(execute(kube, [DeleteRemediation(node="w1", name="w1", template=TEMPLATE, uid="r-1")]))  # type: ignore[arg-type]
-    assert [d["uid"] for d in kube.deleted] == ["r-1"]
+    assert [(d["plural"], d["uid"]) for d in kube.deleted] == [("selfnoderemediations", "r-1")]
