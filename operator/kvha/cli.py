@@ -230,23 +230,36 @@ def _status(args: argparse.Namespace) -> int:
         time.sleep(2.0)
 
 
-def main(argv: list[str] | None = None, *, prog: str = "kvha") -> None:
+def make_parser(prog: str = "kvha") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="High availability for KubeVirt VMs.")
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="run the operator (the default)")
-    for target in (parser, run):
-        target.add_argument("--log-format", choices=["plain", "json"], default="plain")
-        target.add_argument("--verbose", action="store_true")
+    # The flags may come before or after `run`. argparse applies a subcommand's defaults over what
+    # was parsed before it, so the subcommand's copies have none: `kvha --log-format json run`
+    # would otherwise log plain text.
+    for target, top_level in ((parser, True), (run, False)):
+        target.add_argument(
+            "--log-format", choices=["plain", "json"], default="plain" if top_level else argparse.SUPPRESS
+        )
+        target.add_argument("--verbose", action="store_true", default=False if top_level else argparse.SUPPRESS)
     _add_read_only_commands(sub)
+    return parser
+
+
+def configure_logging(*, log_format: str, verbose: bool) -> None:
+    """One handler on the root logger, so kopf's loggers and kvha's (`kvha.*`, which propagate)
+    write in the same format: JSON lines for production, plain text for people."""
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.PLAIN)
+
+
+def main(argv: list[str] | None = None, *, prog: str = "kvha") -> None:
+    parser = make_parser(prog)
     args = parser.parse_args(argv)
     if args.command in ("plan", "status"):
         with contextlib.suppress(KeyboardInterrupt):
             sys.exit(_plan(args, parser) if args.command == "plan" else _status(args))
         return
-    kopf.configure(
-        verbose=args.verbose,
-        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN,
-    )
+    configure_logging(log_format=args.log_format, verbose=args.verbose)
     code = 0
     with contextlib.suppress(KeyboardInterrupt), _profiled(os.environ.get("KVHA_PROFILE")):
         code = asyncio.run(run_operator(OperatorSettings()))
