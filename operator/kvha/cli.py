@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import cProfile
 import logging
-import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ from kvha.metrics import observe_leadership
 from kvha.models.base import Priority
 from kvha.models.hapolicy import HAPolicyStatus
 from kvha.probes import start_http
-from kvha.settings import OperatorSettings
+from kvha.settings import OperatorSettings, SettingsError
 
 log = logging.getLogger("kvha")
 
@@ -260,16 +259,22 @@ def main(argv: list[str] | None = None, *, prog: str = "kvha") -> None:
             sys.exit(_plan(args, parser) if args.command == "plan" else _status(args))
         return
     configure_logging(log_format=args.log_format, verbose=args.verbose)
+    try:
+        settings = OperatorSettings.from_env()
+    except SettingsError as exc:
+        log.error("invalid setting %s", exc)  # one line (in the chosen format), not a traceback
+        sys.exit(2)
     code = 0
-    with contextlib.suppress(KeyboardInterrupt), _profiled(os.environ.get("KVHA_PROFILE")):
-        code = asyncio.run(run_operator(OperatorSettings()))
+    with contextlib.suppress(KeyboardInterrupt), _profiled(settings.profile_path):
+        code = asyncio.run(run_operator(settings))
     sys.exit(code)
 
 
 @contextlib.contextmanager
 def _profiled(path: str | None) -> Iterator[None]:
-    """KVHA_PROFILE=FILE: profile the whole run with cProfile and write the stats to FILE when the
-    operator stops cleanly (SIGTERM): where its CPU goes at scale, measured rather than guessed."""
+    """KVHA_PROFILE=FILE (`settings.profile_path`): profile the whole run with cProfile and write
+    the stats to FILE when the operator stops cleanly (SIGTERM): where its CPU goes at scale,
+    measured rather than guessed."""
     if not path:
         yield
         return

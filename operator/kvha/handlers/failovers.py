@@ -46,7 +46,7 @@ from kvha.reconcile import (
 from kvha.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
-SETTINGS = OperatorSettings()
+SETTINGS = OperatorSettings.from_env()  # until the timers read memo.settings
 
 
 def _unfinished(status: kopf.Status, **_: Any) -> bool:

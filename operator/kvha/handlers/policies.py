@@ -31,7 +31,7 @@ from kvha.reconcile import NewIncident, PolicySnapshot, evaluate_policy, fresh_r
 from kvha.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
-SETTINGS = OperatorSettings()
+SETTINGS = OperatorSettings.from_env()  # until the timers read memo.settings
 
 
 @kopf.timer(GROUP, VERSION, "hapolicies", interval=SETTINGS.policy_interval, initial_delay=0.5)
