@@ -18,7 +18,7 @@ from kvha.fencing import (
     RemoveFenceConfirmation,
     RemoveOutOfServiceTaint,
 )
-from kvha.k8s.api import Kube, plural_of, remove_node_annotation_if
+from kvha.k8s.api import Kube, remove_node_annotation_if
 from kvha.leadership import LeadershipLost
 from kvha.models.names import label_value
 from kvha.planner import RestartVM
@@ -74,7 +74,7 @@ async def _perform(kube: Kube, action: Action) -> None:
         case DeleteRemediation(name=name, template=template, uid=uid):
             await kube.delete_object(
                 api_version=template.api_version,
-                plural=plural_of(template.remediation_kind),
+                plural=await kube.plural(api_version=template.api_version, kind=template.remediation_kind),
                 name=name,
                 namespace=template.namespace,
                 uid=uid,
@@ -91,7 +91,7 @@ async def _create_remediation(kube: Kube, action: CreateRemediation) -> None:
     template = action.template
     source = await kube.get_object(
         api_version=template.api_version,
-        plural=plural_of(template.kind),
+        plural=await kube.plural(api_version=template.api_version, kind=template.kind),
         name=template.name,
         namespace=template.namespace,
     )
@@ -113,8 +113,9 @@ async def _create_remediation(kube: Kube, action: CreateRemediation) -> None:
         },
         "spec": spec,
     }
+    plural = await kube.plural(api_version=template.api_version, kind=kind)
     created = await kube.create_object(
-        api_version=template.api_version, plural=plural_of(kind), body=body, namespace=template.namespace
+        api_version=template.api_version, plural=plural, body=body, namespace=template.namespace
     )
     if not created:
         # Not success: it may be node-healthcheck-operator's. The next step reads it and trusts it

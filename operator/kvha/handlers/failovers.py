@@ -25,7 +25,7 @@ from kvha.fencing import OBSERVE_INTERVAL, RemediationObservation
 from kvha.handlers import events
 from kvha.handlers.freshness import SIGHTINGS, clock, read_fresh
 from kvha.handlers.snapshot import Indices, Unique, by_key, first, parse_policy, values
-from kvha.k8s.api import Kube, plural_of
+from kvha.k8s.api import Kube
 from kvha.models.hapolicy import FencingStrategy, HAPolicySpec, HAPolicyStatus
 from kvha.models.names import label_value
 from kvha.models.nodefailover import NodeFailoverSpec, NodeFailoverStatus
@@ -231,11 +231,12 @@ async def _remediation(
     if template is None or (status.finished):
         return None
     name = (status.fencing.remediation_name if status.fencing else None) or node
+    try:
+        plural = await kube.plural(api_version=template.api_version, kind=template.remediation_kind)
+    except LookupError:
+        return RemediationObservation.from_api(None)  # its kind is not served, so there is none
     obj = await kube.get_object(
-        api_version=template.api_version,
-        plural=plural_of(template.remediation_kind),
-        name=name,
-        namespace=template.namespace,
+        api_version=template.api_version, plural=plural, name=name, namespace=template.namespace
     )
     return RemediationObservation.from_api(obj)
 

@@ -10,14 +10,22 @@ from core.test_fencing import INCIDENT, TEMPLATE
 from kvha.actuation import execute
 from kvha.fencing import CreateRemediation, DeleteRemediation
 
+# What discovery serves for the testbed's self-node-remediation CRDs.
+PLURALS = {"SelfNodeRemediationTemplate": "selfnoderemediationtemplates", "SelfNodeRemediation": "selfnoderemediations"}
+
 
 class FakeKube:
-    """The three calls remediation actuation makes; `taken` says the name exists already."""
+    """The calls remediation actuation makes, discovery of plurals included; `taken` says the name
+    exists already."""
 
     def __init__(self, *, taken: bool = False) -> None:
         self.taken = taken
         self.created: list[dict[str, Any]] = []
         self.deleted: list[dict[str, Any]] = []
+
+    async def plural(self, *, api_version: str, kind: str) -> str:
+        assert api_version == TEMPLATE.api_version
+        return PLURALS[kind]
 
     async def get_object(self, **_: Any) -> dict[str, Any]:
         return {"spec": {"template": {"spec": {"remediationStrategy": "OutOfServiceTaint"}}}}
