@@ -17,7 +17,6 @@ WORKDIR /src
 RUN python -m pip install "build==1.2.2.post1"
 # Only what the wheel is made of, so editing tests or docs does not invalidate this layer.
 COPY pyproject.toml README.md ./
-COPY crds/ crds/
 COPY operator/ operator/
 # Bytecode is compiled here: at runtime the root filesystem is read-only and nothing is written.
 RUN python -m build --wheel --outdir /dist \

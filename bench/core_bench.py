@@ -20,10 +20,12 @@ import argparse
 import os
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import TypeVar
 
 from kvha.admission import ProtectedVM, capacity_for_protected, failover_capacity
@@ -49,8 +51,11 @@ from kvha.placement import (
     node_capacities,
     place,
 )
-from kvha.placement.reference import place_by_scanning
 from kvha.planner import FailoverPlan, FailoverSnapshot, initial_entries, plan_failover
+
+# The reference scan is a test oracle: it lives with the tests, outside the operator's package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from placement_reference import place_by_scanning
 
 GI = 2**30
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

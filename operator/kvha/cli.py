@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import cProfile
 import logging
-import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ from kvha.metrics import observe_leadership
 from kvha.models.base import Priority
 from kvha.models.hapolicy import HAPolicyStatus
 from kvha.probes import start_http
-from kvha.settings import OperatorSettings
+from kvha.settings import OperatorSettings, SettingsError
 
 log = logging.getLogger("kvha")
 
@@ -230,33 +229,52 @@ def _status(args: argparse.Namespace) -> int:
         time.sleep(2.0)
 
 
-def main(argv: list[str] | None = None, *, prog: str = "kvha") -> None:
+def make_parser(prog: str = "kvha") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="High availability for KubeVirt VMs.")
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="run the operator (the default)")
-    for target in (parser, run):
-        target.add_argument("--log-format", choices=["plain", "json"], default="plain")
-        target.add_argument("--verbose", action="store_true")
+    # The flags may come before or after `run`. argparse applies a subcommand's defaults over what
+    # was parsed before it, so the subcommand's copies have none: `kvha --log-format json run`
+    # would otherwise log plain text.
+    for target, top_level in ((parser, True), (run, False)):
+        target.add_argument(
+            "--log-format", choices=["plain", "json"], default="plain" if top_level else argparse.SUPPRESS
+        )
+        target.add_argument("--verbose", action="store_true", default=False if top_level else argparse.SUPPRESS)
     _add_read_only_commands(sub)
+    return parser
+
+
+def configure_logging(*, log_format: str, verbose: bool) -> None:
+    """One handler on the root logger, so kopf's loggers and kvha's (`kvha.*`, which propagate)
+    write in the same format: JSON lines for production, plain text for people."""
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.PLAIN)
+
+
+def main(argv: list[str] | None = None, *, prog: str = "kvha") -> None:
+    parser = make_parser(prog)
     args = parser.parse_args(argv)
     if args.command in ("plan", "status"):
         with contextlib.suppress(KeyboardInterrupt):
             sys.exit(_plan(args, parser) if args.command == "plan" else _status(args))
         return
-    kopf.configure(
-        verbose=args.verbose,
-        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN,
-    )
+    configure_logging(log_format=args.log_format, verbose=args.verbose)
+    try:
+        settings = OperatorSettings.from_env()
+    except SettingsError as exc:
+        log.error("invalid setting %s", exc)  # one line (in the chosen format), not a traceback
+        sys.exit(2)
     code = 0
-    with contextlib.suppress(KeyboardInterrupt), _profiled(os.environ.get("KVHA_PROFILE")):
-        code = asyncio.run(run_operator(OperatorSettings()))
+    with contextlib.suppress(KeyboardInterrupt), _profiled(settings.profile_path):
+        code = asyncio.run(run_operator(settings))
     sys.exit(code)
 
 
 @contextlib.contextmanager
 def _profiled(path: str | None) -> Iterator[None]:
-    """KVHA_PROFILE=FILE: profile the whole run with cProfile and write the stats to FILE when the
-    operator stops cleanly (SIGTERM): where its CPU goes at scale, measured rather than guessed."""
+    """KVHA_PROFILE=FILE (`settings.profile_path`): profile the whole run with cProfile and write
+    the stats to FILE when the operator stops cleanly (SIGTERM): where its CPU goes at scale,
+    measured rather than guessed."""
     if not path:
         yield
         return

@@ -18,7 +18,7 @@ from kvha.fencing import (
     RemoveFenceConfirmation,
     RemoveOutOfServiceTaint,
 )
-from kvha.k8s.api import Kube, plural_of, remove_node_annotation_if
+from kvha.k8s.api import Kube, remove_node_annotation_if
 from kvha.leadership import LeadershipLost
 from kvha.models.names import label_value
 from kvha.planner import RestartVM
@@ -74,17 +74,13 @@ async def _perform(kube: Kube, action: Action) -> None:
         case DeleteRemediation(name=name, template=template, uid=uid):
             await kube.delete_object(
                 api_version=template.api_version,
-                plural=plural_of(_remediation_kind(template.kind)),
+                plural=await kube.plural(api_version=template.api_version, kind=template.remediation_kind),
                 name=name,
                 namespace=template.namespace,
                 uid=uid,
             )
         case RestartVM():
             await _restart(kube, action)
-
-
-def _remediation_kind(template_kind: str) -> str:
-    return template_kind.removesuffix("Template")
 
 
 async def _create_remediation(kube: Kube, action: CreateRemediation) -> None:
@@ -95,14 +91,14 @@ async def _create_remediation(kube: Kube, action: CreateRemediation) -> None:
     template = action.template
     source = await kube.get_object(
         api_version=template.api_version,
-        plural=plural_of(template.kind),
+        plural=await kube.plural(api_version=template.api_version, kind=template.kind),
         name=template.name,
         namespace=template.namespace,
     )
     if source is None:
         raise RuntimeError(f"remediation template {template.kind} {template.namespace}/{template.name} not found")
     spec: dict[str, Any] = ((source.get("spec") or {}).get("template") or {}).get("spec") or {}
-    kind = _remediation_kind(template.kind)
+    kind = template.remediation_kind
     body = {
         "apiVersion": template.api_version,
         "kind": kind,
@@ -117,8 +113,9 @@ async def _create_remediation(kube: Kube, action: CreateRemediation) -> None:
         },
         "spec": spec,
     }
+    plural = await kube.plural(api_version=template.api_version, kind=kind)
     created = await kube.create_object(
-        api_version=template.api_version, plural=plural_of(kind), body=body, namespace=template.namespace
+        api_version=template.api_version, plural=plural, body=body, namespace=template.namespace
     )
     if not created:
         # Not success: it may be node-healthcheck-operator's. The next step reads it and trusts it

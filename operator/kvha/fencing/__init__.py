@@ -8,7 +8,6 @@ from kvha.fencing.actions import (
     RemoveFenceConfirmation,
     RemoveOutOfServiceTaint,
 )
-from kvha.fencing.events import EventNote
 from kvha.fencing.machine import (
     OBSERVE_INTERVAL,
     UNFENCED_CONFIRMATION,
@@ -25,7 +24,6 @@ __all__ = [
     "ApplyOutOfServiceTaint",
     "CreateRemediation",
     "DeleteRemediation",
-    "EventNote",
     "FenceAction",
     "FenceObservation",
     "FencingStep",

@@ -27,7 +27,7 @@ class RemoveOutOfServiceTaint:
 
 @dataclass(frozen=True, slots=True)
 class CreateRemediation:
-    """Create a remediation object (kind = template kind without "Template") named after the node,
+    """Create a remediation object (of the template's `remediation_kind`) named after the node,
     as node-healthcheck-operator does, so medik8s remediators recognise it. Its ownerReference
     names the incident's NodeFailover: only a remediation so owned can confirm this incident."""
 

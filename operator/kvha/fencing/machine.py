@@ -74,9 +74,9 @@ from kvha.fencing.actions import (
     RemoveFenceConfirmation,
     RemoveOutOfServiceTaint,
 )
-from kvha.fencing.events import EventNote
 from kvha.fencing.observation import FenceObservation, IncidentRef
 from kvha.models.durations import format_seconds, seconds
+from kvha.models.events import EventNote
 from kvha.models.hapolicy import (
     FENCING_NONE_MESSAGE,
     REMEDIATION_TEMPLATE_MESSAGE,
@@ -380,7 +380,7 @@ def _fencing_by_remediation(ctx: _Context) -> FencingStep:
             message=REMEDIATION_TEMPLATE_MESSAGE,
         )
     name = ctx.status.remediation_name or ctx.node
-    kind = template.kind.removesuffix("Template")
+    kind = template.remediation_kind
     remediation = ctx.observation.remediation
     ours = remediation is not None and remediation.created_for(ctx.incident)
     if remediation is not None and ours and remediation.succeeded:

@@ -8,7 +8,7 @@ from typing import Any, cast
 import kopf
 
 from kvha.constants import KUBEVIRT_GROUP, KUBEVIRT_VERSION
-from kvha.fencing import EventNote
+from kvha.models.events import EventNote
 from kvha.models.views import VMView
 
 

@@ -29,7 +29,7 @@ from kvha.handlers import events
 from kvha.handlers.freshness import SIGHTINGS, clock, read_fresh
 from kvha.handlers.rhythm import CLOSE_WATCH, DETECTION, WORKLOAD, mark, pause
 from kvha.handlers.snapshot import POLICIES, Indices, Unique, by_key, first, values
-from kvha.k8s.api import Kube, plural_of
+from kvha.k8s.api import Kube
 from kvha.leadership import LeadershipLost
 from kvha.models.hapolicy import FencingStrategy, HAPolicySpec, HAPolicyStatus
 from kvha.models.names import label_value
@@ -301,11 +301,12 @@ async def _remediation(
     if template is None or (status.finished):
         return None
     name = (status.fencing.remediation_name if status.fencing else None) or node
+    try:
+        plural = await kube.plural(api_version=template.api_version, kind=template.remediation_kind)
+    except LookupError:
+        return RemediationObservation.from_api(None)  # its kind is not served, so there is none
     obj = await kube.get_object(
-        api_version=template.api_version,
-        plural=plural_of(template.kind.removesuffix("Template")),
-        name=name,
-        namespace=template.namespace,
+        api_version=template.api_version, plural=plural, name=name, namespace=template.namespace
     )
     return RemediationObservation.from_api(obj)
 

@@ -30,13 +30,13 @@ from kvha.constants import (
     REASON_NODE_UNHEALTHY,
     VERSION,
 )
-from kvha.fencing import EventNote
 from kvha.handlers import events, vms
 from kvha.handlers.freshness import SIGHTINGS, clock, read_fresh
 from kvha.handlers.rhythm import CLOSE_WATCH, DETECTION, WORKLOAD, Signal, mark, pause
 from kvha.handlers.snapshot import POLICIES, Indices, Unique, by_key, values
 from kvha.k8s.api import Kube
 from kvha.leadership import LeadershipLost
+from kvha.models.events import EventNote
 from kvha.models.hapolicy import DetectionSpec, HAPolicySpec, HAPolicyStatus
 from kvha.models.names import label_value
 from kvha.models.timeutil import format_micro_time

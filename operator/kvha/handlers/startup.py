@@ -28,7 +28,7 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     # the lease): with that, the caches never synced while the API server was slow. kopf's writes
     # (finalizers and annotations on kvha's own objects, Events) never fence or restart anything,
     # and losing leadership cancels kopf and ends the process, so they need no tighter bound.
-    own = memo.settings if "settings" in memo else OperatorSettings()
+    own: OperatorSettings = memo.settings  # read once by `kvha run` (kvha.cli)
     settings.networking.request_timeout = own.list_timeout
     settings.networking.connect_timeout = own.api_timeout
     settings.execution.max_workers = 8

@@ -12,8 +12,8 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from kvha.constants import REASON_VM_UNPROTECTED
-from kvha.fencing import EventNote
 from kvha.handlers import events
+from kvha.models.events import EventNote
 from kvha.models.views import VMView
 from kvha.protection import Protection
 

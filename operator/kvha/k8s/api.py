@@ -30,7 +30,7 @@ from kvha.constants import (
 )
 from kvha.leadership import WriteGuard
 
-__all__ = ["Kube", "load_config", "plural_of"]
+__all__ = ["Kube", "load_config"]
 
 log = logging.getLogger(__name__)
 JSON_PATCH = "application/json-patch+json"
@@ -71,6 +71,7 @@ class Kube:
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
         self.coordination = client.CoordinationV1Api(api_client)
+        self._plurals: dict[tuple[str, str], str] = {}
 
     def _as_dict(self, obj: object) -> dict[str, Any]:
         """Models and dicts alike as the plain JSON dict the views parse."""
@@ -210,6 +211,33 @@ class Kube:
         return True
 
     # --- medik8s-style remediation objects ---------------------------------------------------
+    async def plural(self, *, api_version: str, kind: str) -> str:
+        """The resource name the API server serves `kind` of `api_version` under, as its discovery
+        says (a CRD's plural is whatever its author chose; guessing English plurals is wrong for
+        some). One GET per group version, then cached: a served plural does not change while the
+        CRD exists. LookupError if it is not served (yet), and that is asked again next time."""
+        if (api_version, kind) not in self._plurals:
+            self._plurals.update(await self._discover(api_version))
+        try:
+            return self._plurals[(api_version, kind)]
+        except KeyError:
+            raise LookupError(f"the API server serves no {kind} in {api_version}: is its CRD installed?") from None
+
+    @_threaded
+    def _discover(self, api_version: str) -> dict[tuple[str, str], str]:
+        """(apiVersion, kind) → plural of every resource of one group version; subresources
+        (`name/status`) left out. Discovery is readable by every authenticated user
+        (system:discovery), so it needs no RBAC entry."""
+        group, version = api_version.split("/")
+        try:
+            found = self._as_dict(self.custom.get_api_resources(group, version, _request_timeout=self.timeout))
+        except ApiException as exc:
+            if exc.status == 404:  # the group version is not served at all
+                return {}
+            raise
+        resources: list[dict[str, Any]] = found.get("resources") or []
+        return {(api_version, str(r["kind"])): str(r["name"]) for r in resources if "/" not in str(r["name"])}
+
     @_threaded
     def get_object(self, *, api_version: str, plural: str, name: str, namespace: str | None) -> dict[str, Any] | None:
         group, version = api_version.split("/")
@@ -260,12 +288,6 @@ class Kube:
                 return False
             raise
         return True
-
-
-def plural_of(kind: str) -> str:
-    """Lower-case plural as controller-gen names CRDs (SelfNodeRemediation → selfnoderemediations)."""
-    lower = kind.lower()
-    return lower + ("es" if lower.endswith(("s", "x", "ch", "sh")) else "s")
 
 
 async def remove_node_annotation_if(kube: Kube, node: str, key: str, value: str) -> bool:

@@ -8,6 +8,9 @@ fails when one is missing here or when an entry here points at code that does no
 this; the integration tests ask the API server whether the chart's
 ServiceAccount can do each entry. Add an API call, add its entry here and its rule to the chart.
 
+API discovery (`Kube.plural`) has no entry: Kubernetes' default system:discovery role lets every
+authenticated user read it.
+
 `used_by` points at the code as "module:qualified.name", or as "module" for "the kopf handlers of
 this module" (kopf patches the objects of its change handlers: finalizer, progress annotations).
 """

@@ -122,6 +122,12 @@ class TemplateReference(ApiModel):
     name: str = Field(min_length=1)
     namespace: str = Field(min_length=1)
 
+    @property
+    def remediation_kind(self) -> str:
+        """The kind of the objects made from this template: the medik8s convention is the
+        template's kind without "Template" (SelfNodeRemediationTemplate → SelfNodeRemediation)."""
+        return self.kind.removesuffix("Template")
+
 
 class FencingSpec(ApiModel):
     # The same rules as the validator below, in CEL, so `kubectl apply` rejects them up front.

@@ -15,7 +15,8 @@ of checking every node for every VM:
   and the next one tried, so a VM is left unplaced only when no feasible node has room for it.
   Those per-node checks run only for the VMs that have such constraints: the common VM pays nothing.
 
-The result equals `reference.place_by_scanning` (tested), which checks every node for every VM.
+The result equals `place_by_scanning` (tests/placement_reference.py, a test oracle that checks every
+node for every VM).
 """
 
 from __future__ import annotations

@@ -46,9 +46,9 @@ from kvha.constants import (
     REASON_VM_WAITING,
     UNSAFE_RESTART_ANNOTATION,
 )
-from kvha.fencing import EventNote
 from kvha.models.base import Priority, PriorityName
 from kvha.models.durations import format_seconds, seconds
+from kvha.models.events import EventNote
 from kvha.models.hapolicy import PriorityLimit, RestartSpec, TierOrdering
 from kvha.models.nodefailover import FailoverVM, VMState
 from kvha.models.timeutil import format_time

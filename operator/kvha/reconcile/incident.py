@@ -30,7 +30,6 @@ from kvha.detection import (
 from kvha.fencing import (
     ApplyOutOfServiceTaint,
     CreateRemediation,
-    EventNote,
     FenceAction,
     FenceObservation,
     IncidentRef,
@@ -41,6 +40,7 @@ from kvha.fencing import (
 )
 from kvha.models.conditions import set_condition
 from kvha.models.durations import format_seconds
+from kvha.models.events import EventNote
 from kvha.models.hapolicy import FencingSpec, FencingStrategy, HAPolicySpec
 from kvha.models.nodefailover import (
     FailoverPhase,

@@ -35,8 +35,8 @@ from kvha.detection import (
     recorded_storm,
     storm_guard,
 )
-from kvha.fencing import EventNote
 from kvha.models.conditions import condition_status, set_condition
+from kvha.models.events import EventNote
 from kvha.models.hapolicy import FailoverRef, HAPolicySpec, HAPolicyStatus, TaintedNode, UnprotectableCount
 from kvha.models.names import object_name
 from kvha.models.timeutil import format_time

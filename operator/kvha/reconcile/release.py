@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from kvha.fencing import (
-    EventNote,
     FenceAction,
     FenceObservation,
     IncidentRef,
@@ -21,6 +20,7 @@ from kvha.fencing import (
     pods_holding_node,
     release_fencing,
 )
+from kvha.models.events import EventNote
 from kvha.models.hapolicy import FencingSpec
 from kvha.models.nodefailover import NodeFailoverSpec, NodeFailoverStatus
 from kvha.models.views import NodeView, PodView

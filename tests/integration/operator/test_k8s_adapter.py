@@ -76,7 +76,13 @@ def test_a_remediation_of_the_same_name_is_neither_created_over_nor_deleted_by_a
     plane: Testbed, namespace: str
 ) -> None:
     kube = Kube(plane.kubernetes_client())
-    api, plural = "self-node-remediation.medik8s.io/v1alpha1", "selfnoderemediations"
+    api = "self-node-remediation.medik8s.io/v1alpha1"
+    plural = asyncio.run(kube.plural(api_version=api, kind="SelfNodeRemediation"))  # from discovery
+    assert plural == SELF_NODE_REMEDIATIONS.plural
+    with pytest.raises(LookupError):
+        asyncio.run(kube.plural(api_version=api, kind="NoSuchRemediation"))
+    with pytest.raises(LookupError):
+        asyncio.run(kube.plural(api_version="not-served.example.io/v1", kind="SelfNodeRemediation"))
     body = {"apiVersion": api, "kind": "SelfNodeRemediation", "metadata": {"name": "w1", "namespace": namespace}}
     assert asyncio.run(kube.create_object(api_version=api, plural=plural, body=body, namespace=namespace)) is True
     assert asyncio.run(kube.create_object(api_version=api, plural=plural, body=body, namespace=namespace)) is False

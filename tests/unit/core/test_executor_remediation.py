@@ -10,14 +10,22 @@ from core.test_fencing import INCIDENT, TEMPLATE
 from kvha.actuation import execute
 from kvha.fencing import CreateRemediation, DeleteRemediation
 
+# What discovery serves for the testbed's self-node-remediation CRDs.
+PLURALS = {"SelfNodeRemediationTemplate": "selfnoderemediationtemplates", "SelfNodeRemediation": "selfnoderemediations"}
+
 
 class FakeKube:
-    """The three calls remediation actuation makes; `taken` says the name exists already."""
+    """The calls remediation actuation makes, discovery of plurals included; `taken` says the name
+    exists already."""
 
     def __init__(self, *, taken: bool = False) -> None:
         self.taken = taken
         self.created: list[dict[str, Any]] = []
         self.deleted: list[dict[str, Any]] = []
+
+    async def plural(self, *, api_version: str, kind: str) -> str:
+        assert api_version == TEMPLATE.api_version
+        return PLURALS[kind]
 
     async def get_object(self, **_: Any) -> dict[str, Any]:
         return {"spec": {"template": {"spec": {"remediationStrategy": "OutOfServiceTaint"}}}}
@@ -38,6 +46,7 @@ def test_the_remediation_kvha_creates_is_owned_by_the_incident() -> None:
     )
     assert failures == []
     [body] = kube.created
+    assert body["kind"] == "SelfNodeRemediation", "the template's kind without Template"
     assert body["metadata"]["ownerReferences"] == [
         {"apiVersion": "kvha.io/v1alpha1", "kind": "NodeFailover", "name": INCIDENT.name, "uid": INCIDENT.uid}
     ]
@@ -56,4 +65,4 @@ def test_a_name_already_taken_is_a_failed_action_not_success() -> None:
 def test_deletion_is_of_the_object_kvha_created_by_its_uid() -> None:
     kube = FakeKube()
     asyncio.run(execute(kube, [DeleteRemediation(node="w1", name="w1", template=TEMPLATE, uid="r-1")]))  # type: ignore[arg-type]
-    assert [d["uid"] for d in kube.deleted] == ["r-1"]
+    assert [(d["plural"], d["uid"]) for d in kube.deleted] == [("selfnoderemediations", "r-1")]

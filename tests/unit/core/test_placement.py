@@ -12,7 +12,7 @@ from core.strategies import GI, candidates, make_launcher, make_node, make_vm, n
 from kvha.models.views import NodeSelectorRequirement, NodeSelectorTerm, Placement, Taint, Toleration
 from kvha.placement import Candidate, NodeCapacity, fits, launcher_requests, place
 from kvha.placement import node_capacities as capacities
-from kvha.placement.reference import place_by_scanning
+from placement_reference import place_by_scanning
 
 NODE = NodeCapacity(
     name="worker-07",

@@ -14,8 +14,8 @@ from core.strategies import FAILED_NODE, GI, NOW, make_node, make_vm, make_vmi, 
 from kvha.models.nodefailover import VMState
 from kvha.models.views import NodeView, PodScheduling, PodView, Taint, VMView
 from kvha.placement import Candidate, NodeCapacity, PodTopology, node_capacities, place
-from kvha.placement.reference import place_by_scanning
 from kvha.planner import FailoverSnapshot, initial_entries, plan_failover
+from placement_reference import place_by_scanning
 
 HOST = "kubernetes.io/hostname"
 ZONE = "topology.kubernetes.io/zone"

@@ -50,6 +50,9 @@ TYPED_METHOD = re.compile(
 CUSTOM_METHOD = re.compile(
     r"^(?P<verb>get|create|patch|replace|delete|list)_(?P<scope>namespaced|cluster)_custom_object(?P<status>_status)?$"
 )
+# API discovery (GET /apis/<group>/<version>) is a non-resource URL that Kubernetes' default
+# system:discovery role lets every authenticated user read: the chart grants nothing for it.
+DISCOVERY_METHODS = {"get_api_resources"}
 KOPF_WATCHING = {"index", "event"}
 KOPF_CHANGING = {"create", "update", "delete", "resume", "field", "timer", "daemon"}
 KOPF_EVENTS = {"event", "info", "warn", "exception"}
@@ -169,6 +172,8 @@ def _client_uses(module_name: str) -> list[Use]:
                 assert match, f"{pointer}: cannot tell the RBAC of {cls}.{method}; extend the scan"
                 resource = match["kind"].replace("_", "") + "s" + ("/status" if match["status"] else "")
                 uses.append(Use(pointer, (API_CLASSES[cls] or "", resource, TYPED_VERBS[match["verb"]])))
+                continue
+            if method in DISCOVERY_METHODS:
                 continue
             match = CUSTOM_METHOD.match(method)
             assert match, f"{pointer}: cannot tell the RBAC of {cls}.{method}; extend the scan"

@@ -1,9 +1,9 @@
-"""The obvious O(VMs × nodes) placement, kept as the specification of `packing.place`.
+"""The obvious O(VMs × nodes) placement, kept as the specification of `kvha.placement.packing.place`.
 
 The tests check that the fast packer makes exactly the same choices as this scan, and the
-benchmark measures how much faster it is. Nothing in the operator calls it. It shares with the
-packer only the per-node predicates (`fits`, `extended_fits`, the inter-pod checks), not how nodes
-are grouped, ordered or skipped.
+benchmark measures how much faster it is. It lives with the tests, not in the wheel, because
+nothing in the operator calls it. It shares with the packer only the per-node predicates (`fits`,
+`extended_fits`, the inter-pod checks), not how nodes are grouped, ordered or skipped.
 """
 
 from __future__ import annotations
