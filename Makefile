@@ -8,13 +8,14 @@ PY := $(VENV)/bin/python
 LOCK := requirements-dev.lock
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | sha1sum | cut -c1-12)
 
-.PHONY: venv lock recipes testbed testbed-up test unit integration lint format demo bench crds bundle clean help
+.PHONY: venv lock recipes testbed testbed-up test unit integration lint format demo bench crds bundle mutation clean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make demo     start a local cluster, fail a host, watch its VMs come back"
 	@echo "make test     lint, type-check, unit, property and integration tests"
 	@echo "make unit     the pure tests only (no binaries, no network)"
+	@echo "make mutation mutation score of detection/fencing/planner/reconcile against the unit tests (MUTATION_JOBS=1)"
 	@echo "make integration  the tests that need the testbed (real control plane, helm)"
 	@echo "make recipes  prove every testbed build recipe resolves from an empty cache (no compile)"
 	@echo "make testbed  build (or reuse) the control-plane binaries"
@@ -72,6 +73,20 @@ format: venv
 unit: venv
 	$(PY) -m pytest tests/unit
 
+# mutmut in its own venv (requirements-mutation.txt on top of the dev lock): the dev and CI venvs
+# never carry it. Results are kept in .mutation/mutants/, so a second run re-tests only what changed.
+MUTATION_VENV := .venv-mutation
+MUTATION_STAMP := $(MUTATION_VENV)/.installed-$(shell cat pyproject.toml $(LOCK) requirements-mutation.txt | sha1sum | cut -c1-12)
+
+$(MUTATION_STAMP): pyproject.toml $(LOCK) requirements-mutation.txt
+	$(PYTHON) -m venv $(MUTATION_VENV)
+	$(MUTATION_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MUTATION_VENV)/bin/python -m pip install --quiet -c $(LOCK) -e '.[dev]' -r requirements-mutation.txt
+	@rm -f $(MUTATION_VENV)/.installed-* && touch $@
+
+mutation: $(MUTATION_STAMP)
+	VENV=$(MUTATION_VENV) hack/mutation.sh
+
 # Needs the testbed's binaries: a real control plane, helm.
 integration: testbed
 	$(PY) -m pytest tests/integration
@@ -89,4 +104,4 @@ bench: testbed
 	$(PY) bench/scale_bench.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MUTATION_VENV) .mutation .pytest_cache .mypy_cache .ruff_cache

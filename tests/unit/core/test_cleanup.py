@@ -17,8 +17,9 @@ from core.strategies import (
     sightings,
 )
 from core.test_fencing import CONFIRMED, INCIDENT, TEMPLATE, ours
-from kvha.constants import COND_RECOVERED_NODE_TAINTED
+from kvha.constants import COND_RECOVERED_NODE_TAINTED, REASON_RELEASING
 from kvha.fencing import (
+    OBSERVE_INTERVAL,
     DeleteRemediation,
     RemediationObservation,
     RemoveFenceConfirmation,
@@ -130,10 +131,13 @@ def test_deleting_an_incident_undoes_its_taint_and_confirmation_even_while_the_n
     assert set(done.actions) == {RemoveOutOfServiceTaint("w1"), RemoveFenceConfirmation("w1", CONFIRMED)}
     assert not done.released, "released once the node shows nothing of it"
     assert "is being deleted" in (done.status.message or "")
+    assert [e.reason for e in done.events] == [REASON_RELEASING]
+    assert done.recheck_after == OBSERVE_INTERVAL, "the node is looked at again until nothing of it is left"
 
     clean = release_incident(release(node=make_node("w1", ready="Unknown"), status=done.status))
     assert clean.actions == ()
     assert clean.released
+    assert clean.recheck_after is None
     assert clean.status.fencing is not None
     assert clean.status.fencing.taint_removed
 
@@ -189,6 +193,7 @@ def test_deleting_an_incident_that_applied_nothing_releases_at_once() -> None:
     done = release_incident(release(node=make_node("w1"), status=NodeFailoverStatus(phase=FailoverPhase.DETECTED)))
     assert done.actions == ()
     assert done.released
+    assert done.status.fencing is None, "no fencing record is invented for an incident that never fenced"
 
 
 # --- the policy says so when a recovered node keeps the taint ----------------------------------

@@ -353,3 +353,48 @@ def test_an_incident_opened_before_the_copy_existed_follows_the_live_policy_and_
     orphan = incident(status=old, live=None, vms=vms, vmis=vmis, pods=pods)
     assert orphan.status.phase is FailoverPhase.FAILED
     assert orphan.restart_actions == ()
+
+
+def test_an_incident_with_no_policy_to_follow_fails_once_and_says_why() -> None:
+    """An incident opened by a kvha without the policy copy, whose policy is then deleted, has
+    nothing to decide restarts with: it fails at once (no restarts, a Warning) rather than
+    waiting for a policy that may never come back."""
+    vms, vmis, pods = _stuck_world(["a", "b"])
+    fencing = NodeFailoverStatus(phase=FailoverPhase.FENCING, fencing=FENCED, started_at=ago(55))
+    failed = incident(status=fencing, live=None, vms=vms, vmis=vmis, pods=pods)
+    assert failed.status.phase is FailoverPhase.FAILED
+    assert failed.outcome == "Failed"
+    assert failed.status.completed_at == NOW
+    assert (failed.fence_actions, failed.restart_actions) == ((), ())
+    [event] = failed.events
+    assert (event.reason, event.type) == ("PolicyGone", "Warning")
+    assert failed.status.message == "HAPolicy production was deleted or is invalid; no further VM is restarted"
+
+
+def test_a_terminal_incident_without_a_policy_is_not_failed_again() -> None:
+    """A completed incident without a policy keeps its outcome and its record of fencing rather
+    than being marked Failed (and posting PolicyGone) on every step while its node is down."""
+    vms, vmis, _ = _stuck_world(["a"])
+    done = NodeFailoverStatus(
+        phase=FailoverPhase.COMPLETED, fencing=FENCED, started_at=ago(55), completed_at=ago(10), message="done"
+    )
+    step = incident(status=done, live=None, vms=vms, vmis=vmis, after=60)
+    assert step.status.phase is FailoverPhase.COMPLETED
+    assert step.outcome is None
+    assert step.status.completed_at == ago(10)
+    assert "PolicyGone" not in [e.reason for e in step.events]
+    assert step.status.fencing == FENCED
+
+
+def test_a_completed_incident_is_not_finished_while_its_node_stays_fenced() -> None:
+    """Every VM runs again, but the dead node still carries the taint this incident applied: the
+    handler must keep driving it, or nobody removes the taint when the host comes back."""
+    vms, _, _ = _stuck_world(["a"])
+    vmis = {vm.key: make_vmi(vm, uid=f"new-{vm.name}", node="worker-1") for vm in vms}
+    restarted = _restarting(vms)
+    completed = incident(status=restarted, live=None, vms=vms, vmis=vmis)
+    assert completed.status.phase is FailoverPhase.COMPLETED
+    assert completed.status.waiting == 0
+    assert not completed.finished
+    still_down = incident(status=completed.status, live=None, vms=vms, vmis=vmis, after=600)
+    assert not still_down.finished

@@ -12,16 +12,32 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.strategies import NOW, ago, fencing_snapshot, make_lease, make_node, sightings
+from core.strategies import (
+    FAILED_NODE,
+    NOW,
+    ago,
+    fencing_snapshot,
+    make_launcher,
+    make_lease,
+    make_node,
+    make_vm,
+    make_vmi,
+    sightings,
+)
 from core.test_fencing import INCIDENT
+from core.test_incident_finishes import FENCED, incident
+from core.test_incident_finishes import POLICY as PROTECTED
+from kvha.constants import REASON_STORM
 from kvha.detection import StormState
 from kvha.fencing import ApplyOutOfServiceTaint
-from kvha.models.hapolicy import HAPolicySpec
-from kvha.models.nodefailover import FailoverPhase, NodeFailoverSpec, NodeFailoverStatus
+from kvha.models.hapolicy import HAPolicySpec, StormGuardSpec
+from kvha.models.nodefailover import FailoverPhase, FailoverVM, NodeFailoverSpec, NodeFailoverStatus
 from kvha.reconcile import IncidentStep, advance_incident
+from kvha.reconcile.incident import STORM_RECHECK
 
 POLICY = HAPolicySpec()  # maxUnhealthyNodes 49%: one host of three may fail, two is a storm
 
@@ -113,3 +129,32 @@ def test_no_fencing_action_while_the_fresh_count_is_above_the_limit(
     if silent > hosts * 49 // 100:
         assert step.fence_actions == ()
         assert (step.status.message or "").startswith("held by the storm guard")
+
+
+@pytest.mark.parametrize("phase", [FailoverPhase.FENCED, FailoverPhase.RESTARTING])
+def test_a_storm_that_begins_after_fencing_holds_the_restarts(phase: FailoverPhase) -> None:
+    """The node is fenced, then more hosts go silent: the VMs are not restarted into what may be a
+    partition, and the incident says why (one Warning, not one per step) until the storm is over."""
+    web = replace(make_vm("web"), labels={"tier": "protected"})
+    vmis = {web.key: make_vmi(web, uid="old-web", node=FAILED_NODE)}
+    pods = [make_launcher(web, vmi_uid="old-web", node=FAILED_NODE)]
+    entry = FailoverVM(namespace="apps", name="web", priority="Medium", from_node=FAILED_NODE, old_vmi_uid="old-web")
+
+    def step(storm_limit: str, *, message: str | None = None) -> IncidentStep:
+        # A limit of 0 makes the failed host alone a storm: the count is taken in the step.
+        copy = PROTECTED.model_copy(update={"storm_guard": StormGuardSpec(max_unhealthy_nodes=storm_limit)})
+        status = NodeFailoverStatus(
+            phase=phase, policy=copy, fencing=FENCED, vms=[entry], started_at=ago(55), message=message
+        )
+        return incident(status=status, live=None, vms=[web], vmis=vmis, pods=pods)
+
+    held = step("0")
+    assert held.restart_actions == ()
+    assert held.status.phase is phase
+    assert (held.status.message or "").startswith("restarts held by the storm guard: ")
+    assert [(e.reason, e.type) for e in held.events] == [(REASON_STORM, "Warning")]
+    assert held.recheck_after is not None
+    assert held.recheck_after <= STORM_RECHECK
+    assert step("0", message=held.status.message).events == ()
+    acting = step("49%")
+    assert [a.name for a in acting.restart_actions] == ["web"]
