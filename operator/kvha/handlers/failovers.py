@@ -112,7 +112,7 @@ async def drive_failover(
         if confirmed is None:
             return  # nothing written, nothing done: the next tick decides again
         step = confirmed
-    new_status = step.status.model_copy(update={"finished": step.finished}).to_api()
+    new_status = step.status.replace(finished=step.finished).to_api()
     if new_status != observed and not await kube.patch_status(
         "nodefailovers", name, new_status, resource_version=computed_from
     ):

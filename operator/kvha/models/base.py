@@ -10,7 +10,7 @@ import enum
 import math
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -27,6 +27,19 @@ class ApiModel(BaseModel):
     def to_api(self) -> dict[str, Any]:
         """The object as the Kubernetes API wants it: camelCase, no nulls, JSON types."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with `changes` applied, validated like a freshly parsed object.
+
+        `model_copy(update=...)` accepts any key and skips validation, so a misspelt field name
+        (`plannd_node`) is silently stored as an extra attribute and the real field keeps its old
+        value; this fails loudly instead, as `dataclasses.replace` does.
+        """
+        unknown = sorted(set(changes) - set(type(self).model_fields))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no field(s) {', '.join(unknown)}")
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        return type(self).model_validate({**values, **changes})
 
 
 class Condition(ApiModel):

@@ -187,7 +187,7 @@ def _label(priority: Priority) -> PriorityName:
 
 
 def _update(entry: FailoverVM, **changes: Any) -> FailoverVM:
-    return entry.model_copy(update=changes)
+    return entry.replace(**changes)
 
 
 @dataclass

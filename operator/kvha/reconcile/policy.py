@@ -396,24 +396,22 @@ def _status(
     active = [f for f in mine if f.active]
     finished = sorted((f for f in mine if not f.active), key=lambda f: f.detected_at or now)
     last = finished[-1] if finished else None
-    return snap.status.model_copy(
-        update={
-            "observed_generation": generation,
-            "conditions": conditions,
-            "protected_vms": protected,
-            "unprotectable_vms": sum(reasons.values()),
-            "unprotectable_reasons": [UnprotectableCount(reason=r, count=c) for r, c in sorted(reasons.items())],
-            "priority_capped_vms": capped,
-            "watched_nodes": watched,
-            "unhealthy_nodes": unhealthy,
-            "failover_capacity": capacity,
-            "active_failovers": [FailoverRef(name=f.name, node=f.node, phase=f.phase) for f in active],
-            "active_failover_count": len(active),
-            "last_failover": FailoverRef(name=last.name, node=last.node, phase=last.phase) if last else None,
-            "last_failover_time": last.detected_at if last else None,
-            "storm_ended_at": storm.ended_at,
-            "tainted_nodes": tainted,
-        }
+    return snap.status.replace(
+        observed_generation=generation,
+        conditions=conditions,
+        protected_vms=protected,
+        unprotectable_vms=sum(reasons.values()),
+        unprotectable_reasons=[UnprotectableCount(reason=r, count=c) for r, c in sorted(reasons.items())],
+        priority_capped_vms=capped,
+        watched_nodes=watched,
+        unhealthy_nodes=unhealthy,
+        failover_capacity=capacity,
+        active_failovers=[FailoverRef(name=f.name, node=f.node, phase=f.phase) for f in active],
+        active_failover_count=len(active),
+        last_failover=FailoverRef(name=last.name, node=last.node, phase=last.phase) if last else None,
+        last_failover_time=last.detected_at if last else None,
+        storm_ended_at=storm.ended_at,
+        tainted_nodes=tainted,
     )
 
 
@@ -451,7 +449,7 @@ def _invalid(snap: PolicySnapshot) -> PolicyStep:
         now=snap.now,
         generation=snap.generation,
     )
-    status = snap.status.model_copy(update={"conditions": conditions, "observed_generation": snap.generation})
+    status = snap.status.replace(conditions=conditions, observed_generation=snap.generation)
     events = (
         ()
         if condition_status(snap.status.conditions, COND_READY) == "False"

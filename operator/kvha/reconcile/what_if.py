@@ -314,7 +314,7 @@ class _Replay:
 
 
 def replace_entry(entry: FailoverVM, *, reason: str) -> FailoverVM:
-    return entry.model_copy(update={"reason": reason})
+    return entry.replace(reason=reason)
 
 
 def _protections(policy: HAPolicySpec, vms: Iterable[VMView]) -> dict[str, Protection]:
