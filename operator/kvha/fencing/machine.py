@@ -129,7 +129,7 @@ class _Context:
         now: datetime,
     ) -> _Context:
         """A first step records the strategy it starts with."""
-        return cls(phase, status or FencingStatus(strategy=fencing.strategy.value), observation, fencing, now)
+        return cls(phase, status or FencingStatus(strategy=fencing.strategy), observation, fencing, now)
 
     @property
     def node(self) -> str:

@@ -95,6 +95,22 @@ REMEDIATION_TEMPLATE_MESSAGE = "fencing strategy Remediation requires fencing.re
 WATCHDOG_MINIMUM_MESSAGE = "fencing.watchdogTimeout below 10s cannot be a real hardware watchdog"
 
 
+# A NodeFailover's phase. It is defined here, not in nodefailover, because the HAPolicy status
+# refers to its incidents by phase and nodefailover imports this module.
+class FailoverPhase(enum.StrEnum):
+    DETECTED = "Detected"
+    FENCING = "Fencing"
+    FENCED = "Fenced"
+    RESTARTING = "Restarting"
+    COMPLETED = "Completed"
+    ABORTED = "Aborted"
+    FAILED = "Failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (FailoverPhase.COMPLETED, FailoverPhase.ABORTED, FailoverPhase.FAILED)
+
+
 class FencingStrategy(enum.StrEnum):
     OUT_OF_SERVICE_TAINT = "OutOfServiceTaint"
     REMEDIATION = "Remediation"
@@ -293,7 +309,7 @@ class UnprotectableCount(ApiModel):
 class FailoverRef(ApiModel):
     name: str
     node: str
-    phase: str
+    phase: FailoverPhase
 
 
 class TaintedNode(ApiModel):

@@ -120,7 +120,7 @@ class IncidentStep:
     """Seconds fencing took, when it was confirmed in this step."""
     finished: bool = False
     """Terminal and nothing of fencing left to undo: the handler stops driving it."""
-    outcome: str | None = field(default=None)
+    outcome: FailoverPhase | None = field(default=None)
     """Set when the incident reaches a terminal phase in this step."""
 
 
@@ -253,7 +253,7 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
     )
     outcome = None
     if phase.terminal and status.completed_at is None:
-        outcome = phase.value
+        outcome = phase
         new_status = new_status.replace(completed_at=snap.now)
         if phase is FailoverPhase.COMPLETED:
             events.append(EventNote(REASON_FAILOVER_COMPLETED, new_status.message or "", "Normal"))
@@ -342,7 +342,7 @@ def _policy_gone(snap: IncidentSnapshot, status: NodeFailoverStatus) -> Incident
     return IncidentStep(
         status=new_status,
         events=(EventNote("PolicyGone", message, "Warning"),),
-        outcome=FailoverPhase.FAILED.value,
+        outcome=FailoverPhase.FAILED,
         recheck_after=STORM_RECHECK,
     )
 

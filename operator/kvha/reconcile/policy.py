@@ -39,7 +39,14 @@ from kvha.detection import (
 from kvha.fencing import EventNote
 from kvha.models.base import Priority
 from kvha.models.conditions import condition_status, set_condition
-from kvha.models.hapolicy import FailoverRef, HAPolicySpec, HAPolicyStatus, TaintedNode, UnprotectableCount
+from kvha.models.hapolicy import (
+    FailoverPhase,
+    FailoverRef,
+    HAPolicySpec,
+    HAPolicyStatus,
+    TaintedNode,
+    UnprotectableCount,
+)
 from kvha.models.names import object_name
 from kvha.models.timeutil import format_time
 from kvha.models.views import LeaseView, NodeView, PodView, VMIView, VMView
@@ -61,7 +68,7 @@ class FailoverRecord:
     name: str
     node: str
     policy: str
-    phase: str
+    phase: FailoverPhase
     detected_at: datetime | None
     waiting: int = 0
     finished: bool = False
@@ -71,7 +78,7 @@ class FailoverRecord:
 
     @property
     def active(self) -> bool:
-        return self.phase not in ("Completed", "Aborted", "Failed")
+        return not self.phase.terminal
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ def test_after_a_restart_a_node_still_fenced_by_its_completed_incident_gets_no_n
         name="w1-p-old",
         node="w1",
         policy="p",
-        phase="Completed",
+        phase=FailoverPhase.COMPLETED,
         detected_at=ago(3600),
         finished=finished,
         recovered=recovered,
