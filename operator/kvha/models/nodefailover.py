@@ -12,7 +12,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from kvha.models.base import ApiModel, Condition, PriorityName
+from kvha.models.base import ApiModel, Condition, Priority
 from kvha.models.hapolicy import FailoverPhase, FencingStrategy, HAPolicySpec
 
 # FailoverPhase is defined with the HAPolicy status (which refers to incidents by phase) and is
@@ -37,7 +37,7 @@ class VMState(enum.StrEnum):
 class FailoverVM(ApiModel):
     namespace: str
     name: str
-    priority: PriorityName
+    priority: Priority
     from_node: str
     state: VMState = VMState.PENDING
     reason: str | None = Field(default=None, description="Why the VM is skipped, waiting or failed.")

@@ -37,7 +37,6 @@ from kvha.detection import (
     storm_guard,
 )
 from kvha.fencing import EventNote
-from kvha.models.base import Priority
 from kvha.models.conditions import condition_status, set_condition
 from kvha.models.hapolicy import (
     FailoverPhase,
@@ -174,7 +173,7 @@ def evaluate_policy(snap: PolicySnapshot) -> PolicyStep:
     opened = () if storm.blocks_action else _incidents_to_open(snap.name, unhealthy, mine)
 
     selected = [vm for vm in snap.vms if selects(policy, vm, snap.namespace_labels.get(vm.namespace, {}))]
-    default = Priority.parse(policy.restart.default_priority)
+    default = policy.restart.default_priority
     limits = policy.restart.priority_limits
     protections = {
         vm.key: classify(
