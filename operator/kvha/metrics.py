@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from kvha.models.base import Priority
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 INCIDENTS = Counter(
@@ -118,13 +120,14 @@ def observe_incident_closed(policy: str, outcome: str) -> None:
     INCIDENTS.labels(policy=policy, outcome=outcome).inc()
 
 
-def observe_vm_restored(*, policy: str, priority: str, recovery_seconds: float) -> None:
-    VMS_RESTORED.labels(policy=policy, priority=priority).inc()
+# Priority labels are the API's names ("High"), never the IntEnum's number.
+def observe_vm_restored(*, policy: str, priority: Priority, recovery_seconds: float) -> None:
+    VMS_RESTORED.labels(policy=policy, priority=priority.label).inc()
     RECOVERY_SECONDS.labels(policy=policy).observe(max(recovery_seconds, 0.0))
 
 
-def observe_vm_restart_failed(*, policy: str, priority: str) -> None:
-    VM_RESTARTS_FAILED.labels(policy=policy, priority=priority).inc()
+def observe_vm_restart_failed(*, policy: str, priority: Priority) -> None:
+    VM_RESTARTS_FAILED.labels(policy=policy, priority=priority.label).inc()
 
 
 def observe_fenced(*, policy: str, strategy: str, seconds: float) -> None:

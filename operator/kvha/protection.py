@@ -61,7 +61,7 @@ def priority_limit(limits: Sequence[PriorityLimit], namespace_labels: Mapping[st
     the first matching limit's, or None without one."""
     for limit in limits:
         if limit.namespace_selector.matches(dict(namespace_labels)):
-            return Priority.parse(limit.max_priority)
+            return limit.max_priority
     return None
 
 

@@ -48,7 +48,7 @@ class PlanReport:
             vm
             for plan in self.plans
             for vm in plan.vms
-            if vm.state not in (VMState.RUNNING, VMState.SKIPPED) and Priority.parse(vm.priority) >= self.require
+            if vm.state not in (VMState.RUNNING, VMState.SKIPPED) and vm.priority >= self.require
         ]
 
 
@@ -96,7 +96,7 @@ def render_text(report: PlanReport) -> str:
         lines.append(f"  storm guard: {plan.storm.message}")
         lines.append("")
         rows = [
-            [vm.key, vm.priority, vm.from_node, vm.planned_node or "-", str(vm.wave or "-"), _outcome(vm)]
+            [vm.key, vm.priority.label, vm.from_node, vm.planned_node or "-", str(vm.wave or "-"), _outcome(vm)]
             for vm in plan.vms
         ]
         lines += format_table(["VM", "PRIORITY", "FROM", "PLANNED", "WAVE", "OUTCOME"], rows)
@@ -152,7 +152,7 @@ def as_data(report: PlanReport) -> dict[str, Any]:
                     {
                         "namespace": vm.namespace,
                         "name": vm.name,
-                        "priority": vm.priority,
+                        "priority": vm.priority.label,
                         "fromNode": vm.from_node,
                         "plannedNode": vm.planned_node,
                         "wave": vm.wave,

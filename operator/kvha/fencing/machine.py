@@ -129,7 +129,7 @@ class _Context:
         now: datetime,
     ) -> _Context:
         """A first step records the strategy it starts with."""
-        return cls(phase, status or FencingStatus(strategy=fencing.strategy.value), observation, fencing, now)
+        return cls(phase, status or FencingStatus(strategy=fencing.strategy), observation, fencing, now)
 
     @property
     def node(self) -> str:
@@ -164,7 +164,7 @@ class _Context:
     ) -> FencingStep:
         """The next step; an Event is posted only when the phase or the message changes, so a
         state that is re-evaluated every few seconds does not flood the event list."""
-        status = self.status.model_copy(update={**updates, "message": message})
+        status = self.status.replace(**updates, message=message)
         events: tuple[EventNote, ...] = ()
         if phase != self.phase or message != self.status.message:
             events = (EventNote(reason, message, "Warning" if warning else "Normal"),)
@@ -244,7 +244,7 @@ def _detected(ctx: _Context) -> FencingStep:
             confirmed_by=UNFENCED_CONFIRMATION,
         )
     # Entering Fencing posts its Event through the first Fencing step (the phase changes).
-    return _fencing(replace(ctx, status=ctx.status.model_copy(update={"started_at": ctx.now})))
+    return _fencing(replace(ctx, status=ctx.status.replace(started_at=ctx.now)))
 
 
 def _fencing(ctx: _Context) -> FencingStep:

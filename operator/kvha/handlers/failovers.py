@@ -181,7 +181,7 @@ async def advance(*, name: str, body: kopf.Body, spec: kopf.Spec, status: kopf.S
             # decides again from what the API said.
             return Stepped(recheck_after=RETRY_SOON)
         step = confirmed
-    new_status = step.status.model_copy(update={"finished": step.finished}).to_api()
+    new_status = step.status.replace(finished=step.finished).to_api()
     written = new_status != observed
     if written and not await kube.patch_status("nodefailovers", name, new_status, resource_version=computed_from):
         # Computed from an outdated copy: no actions; the next step computes from the new one.

@@ -22,6 +22,7 @@ from kvha.constants import (
 )
 from kvha.handlers.freshness import SIGHTINGS, clock
 from kvha.k8s.informer import CACHES, Obj, Resource, index
+from kvha.models.hapolicy import FailoverPhase
 from kvha.models.timeutil import parse_time, utcnow
 from kvha.models.views import ClaimView, LeaseView, NodeView, PodView, VMIView, VMView
 from kvha.reconcile.policy import FailoverRecord
@@ -130,7 +131,7 @@ def failovers_by_node(obj: Obj) -> dict[str, FailoverRecord]:
             name=name,
             node=node,
             policy=str(spec.get("policyName", "")),
-            phase=str(status.get("phase", "Detected")),
+            phase=FailoverPhase(status.get("phase", FailoverPhase.DETECTED)),
             detected_at=parse_time(spec.get("detectedAt")),
             waiting=int(status.get("waiting") or 0),
             finished=bool(status.get("finished", False)),

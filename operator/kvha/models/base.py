@@ -10,10 +10,12 @@ import enum
 import math
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 
 class ApiModel(BaseModel):
@@ -27,6 +29,19 @@ class ApiModel(BaseModel):
     def to_api(self) -> dict[str, Any]:
         """The object as the Kubernetes API wants it: camelCase, no nulls, JSON types."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with `changes` applied, validated like a freshly parsed object.
+
+        `model_copy(update=...)` accepts any key and skips validation, so a misspelt field name
+        (`plannd_node`) is silently stored as an extra attribute and the real field keeps its old
+        value; this fails loudly instead, as `dataclasses.replace` does.
+        """
+        unknown = sorted(set(changes) - set(type(self).model_fields))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no field(s) {', '.join(unknown)}")
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        return type(self).model_validate({**values, **changes})
 
 
 class Condition(ApiModel):
@@ -131,5 +146,23 @@ class Priority(enum.IntEnum):
             names = ", ".join(p.label for p in cls)
             raise ValueError(f"unknown priority {value!r}; expected one of {names}") from None
 
+    # The models hold a Priority (ordered, comparable) while the API and metrics keep the label
+    # ("Medium"): one type in the code, the same strings on the wire as before.
+    @classmethod
+    def _from_wire(cls, value: object) -> Priority:
+        if isinstance(value, Priority):
+            return value
+        if isinstance(value, str) and value in {p.label for p in cls}:
+            return cls[value.upper()]
+        raise ValueError(f"expected one of {', '.join(p.label for p in cls)}: {value!r}")
 
-PriorityName = Literal["Disabled", "Lowest", "Low", "Medium", "High", "Highest"]
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: object, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            cls._from_wire,
+            serialization=core_schema.plain_serializer_function_ser_schema(lambda p: p.label, when_used="json"),
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {"type": "string", "enum": [p.label for p in cls]}

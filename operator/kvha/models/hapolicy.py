@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from kvha.models.base import ApiModel, Condition, IntOrPercent, LabelSelector, PriorityName
+from kvha.models.base import ApiModel, Condition, IntOrPercent, LabelSelector, Priority
 from kvha.models.durations import Duration, seconds
 
 
@@ -93,6 +93,22 @@ FENCING_NONE_MESSAGE = (
 )
 REMEDIATION_TEMPLATE_MESSAGE = "fencing strategy Remediation requires fencing.remediationTemplate"
 WATCHDOG_MINIMUM_MESSAGE = "fencing.watchdogTimeout below 10s cannot be a real hardware watchdog"
+
+
+# A NodeFailover's phase. It is defined here, not in nodefailover, because the HAPolicy status
+# refers to its incidents by phase and nodefailover imports this module.
+class FailoverPhase(enum.StrEnum):
+    DETECTED = "Detected"
+    FENCING = "Fencing"
+    FENCED = "Fenced"
+    RESTARTING = "Restarting"
+    COMPLETED = "Completed"
+    ABORTED = "Aborted"
+    FAILED = "Failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (FailoverPhase.COMPLETED, FailoverPhase.ABORTED, FailoverPhase.FAILED)
 
 
 class FencingStrategy(enum.StrEnum):
@@ -205,14 +221,22 @@ class PriorityLimit(ApiModel):
         default_factory=LabelSelector,
         description="Namespaces this limit applies to (empty: all).",
     )
-    max_priority: Literal["Lowest", "Low", "Medium", "High", "Highest"] = Field(
+    max_priority: Priority = Field(
         description="Priority at most (annotation or default); a VM that claims more restarts at this priority.",
+        # A limit of Disabled would silently unprotect a namespace; excluding it is the API's choice.
+        json_schema_extra={"enum": [p.label for p in Priority if p is not Priority.DISABLED]},
     )
+
+    @model_validator(mode="after")
+    def _not_disabled(self) -> PriorityLimit:
+        if self.max_priority is Priority.DISABLED:
+            raise ValueError("maxPriority cannot be Disabled")
+        return self
 
 
 class RestartSpec(ApiModel):
-    default_priority: PriorityName = Field(
-        default="Medium",
+    default_priority: Priority = Field(
+        default=Priority.MEDIUM,
         description="Priority of VMs without the kvha.io/restart-priority annotation.",
     )
     tier_ordering: TierOrdering = Field(
@@ -299,7 +323,7 @@ class UnprotectableCount(ApiModel):
 class FailoverRef(ApiModel):
     name: str
     node: str
-    phase: str
+    phase: FailoverPhase
 
 
 class TaintedNode(ApiModel):

@@ -12,22 +12,12 @@ from datetime import datetime
 
 from pydantic import Field
 
-from kvha.models.base import ApiModel, Condition, PriorityName
-from kvha.models.hapolicy import HAPolicySpec
+from kvha.models.base import ApiModel, Condition, Priority
+from kvha.models.hapolicy import FailoverPhase, FencingStrategy, HAPolicySpec
 
-
-class FailoverPhase(enum.StrEnum):
-    DETECTED = "Detected"
-    FENCING = "Fencing"
-    FENCED = "Fenced"
-    RESTARTING = "Restarting"
-    COMPLETED = "Completed"
-    ABORTED = "Aborted"
-    FAILED = "Failed"
-
-    @property
-    def terminal(self) -> bool:
-        return self in (FailoverPhase.COMPLETED, FailoverPhase.ABORTED, FailoverPhase.FAILED)
+# FailoverPhase is defined with the HAPolicy status (which refers to incidents by phase) and is
+# re-exported here, where readers of the NodeFailover model look for it.
+__all__ = ["FailoverPhase", "FailoverVM", "FencingStatus", "NodeFailoverSpec", "NodeFailoverStatus", "VMState"]
 
 
 class VMState(enum.StrEnum):
@@ -47,7 +37,7 @@ class VMState(enum.StrEnum):
 class FailoverVM(ApiModel):
     namespace: str
     name: str
-    priority: PriorityName
+    priority: Priority
     from_node: str
     state: VMState = VMState.PENDING
     reason: str | None = Field(default=None, description="Why the VM is skipped, waiting or failed.")
@@ -67,7 +57,7 @@ class FailoverVM(ApiModel):
 
 
 class FencingStatus(ApiModel):
-    strategy: str
+    strategy: FencingStrategy
     started_at: datetime | None = None
     confirmed_at: datetime | None = None
     confirmed_by: str | None = Field(default=None, description="What confirmed the node is down.")

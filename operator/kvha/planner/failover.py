@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from kvha.constants import (
     REASON_VM_RESTART_FAILED,
@@ -46,7 +46,7 @@ from kvha.constants import (
     REASON_VM_WAITING,
     UNSAFE_RESTART_ANNOTATION,
 )
-from kvha.models.base import Priority, PriorityName
+from kvha.models.base import Priority
 from kvha.models.durations import format_seconds, seconds
 from kvha.models.events import EventNote
 from kvha.models.hapolicy import PriorityLimit, RestartSpec, TierOrdering
@@ -152,42 +152,37 @@ def initial_entries(
     vms: Iterable[VMView],
     vmis: Mapping[str, VMIView],
     failed_node: str,
-    default_priority: PriorityName,
+    default_priority: Priority,
     priority_limits: Sequence[PriorityLimit] = (),
     namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[FailoverVM]:
     """The entries of a new incident: every VM whose instance runs on the failed node, with that
     instance's uid recorded as the one to remove (nothing else of the VM will ever be removed)."""
-    default = Priority.parse(default_priority)
     labels = namespace_labels or {}
     entries = [
         FailoverVM(
             namespace=vm.namespace,
             name=vm.name,
-            priority=_label(
-                classify(
-                    vm, default_priority=default, limit=priority_limit(priority_limits, labels.get(vm.namespace, {}))
-                ).priority
-            ),
+            priority=classify(
+                vm,
+                default_priority=default_priority,
+                limit=priority_limit(priority_limits, labels.get(vm.namespace, {})),
+            ).priority,
             from_node=failed_node,
             old_vmi_uid=vmi.uid,
         )
         for vm in vms
         if (vmi := vmis.get(vm.key)) is not None and vmi.node_name == failed_node
     ]
-    return sorted(entries, key=lambda e: (-Priority.parse(e.priority), e.key))
+    return sorted(entries, key=lambda e: (-e.priority, e.key))
 
 
 def plan_failover(snapshot: FailoverSnapshot) -> FailoverPlan:
     return _Planning(snapshot).run()
 
 
-def _label(priority: Priority) -> PriorityName:
-    return cast(PriorityName, priority.label)
-
-
 def _update(entry: FailoverVM, **changes: Any) -> FailoverVM:
-    return entry.model_copy(update=changes)
+    return entry.replace(**changes)
 
 
 @dataclass
@@ -224,10 +219,10 @@ class _Planning:
             return _update(entry, state=VMState.SKIPPED, reason="the VirtualMachine was deleted", planned_node=None)
         protection = classify(
             vm,
-            default_priority=Priority.parse(snap.restart.default_priority),
+            default_priority=snap.restart.default_priority,
             limit=priority_limit(snap.restart.priority_limits, snap.namespace_labels.get(vm.namespace, {})),
         )
-        entry = _update(entry, priority=_label(protection.priority))
+        entry = _update(entry, priority=protection.priority)
         if not protection.protected:
             return _update(entry, state=VMState.SKIPPED, reason=protection.message, planned_node=None)
         vmi = snap.vmis.get(entry.key)
@@ -409,7 +404,7 @@ class _Planning:
                         cpu_millis=cpu,
                         memory_bytes=memory,
                         placement=launcher_placement(vm, old_pod),
-                        priority=Priority.parse(entry.priority),
+                        priority=entry.priority,
                         scheduling=vm.scheduling,
                         extended=launcher_extended_requests(vm, old_pod),
                     )
@@ -491,8 +486,8 @@ class _Planning:
         timeout = timedelta(seconds=seconds(snap.restart.tier_timeout))
         higher: dict[int, list[FailoverVM]] = {}
         for entry in entries:
-            if Priority.parse(entry.priority) > priority:
-                higher.setdefault(Priority.parse(entry.priority), []).append(entry)
+            if entry.priority > priority:
+                higher.setdefault(entry.priority, []).append(entry)
         for tier_priority in sorted(higher, reverse=True):
             tier = higher[tier_priority]
             if all(self._lets_lower_tiers_start(e) for e in tier):

@@ -14,7 +14,6 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kvha.admission import ProtectedVM, capacity_for_protected
-from kvha.models.base import Priority
 from kvha.models.hapolicy import HAPolicySpec
 from kvha.models.views import NodeView, PodView, VMIView, VMView
 from kvha.placement import NodeCapacity, PodTopology, node_capacities
@@ -57,7 +56,7 @@ def assess_admission(snap: AdmissionSnapshot) -> Admission:
     policy = snap.policy
     labels = snap.namespace_labels
     selected = [vm for vm in snap.vms if selects(policy, vm, labels.get(vm.namespace, {}))]
-    default = Priority.parse(policy.restart.default_priority)
+    default = policy.restart.default_priority
     limits = policy.restart.priority_limits
     protections = {
         vm.key: classify(vm, default_priority=default, limit=priority_limit(limits, labels.get(vm.namespace, {})))

@@ -120,7 +120,7 @@ class IncidentStep:
     """Seconds fencing took, when it was confirmed in this step."""
     finished: bool = False
     """Terminal and nothing of fencing left to undo: the handler stops driving it."""
-    outcome: str | None = field(default=None)
+    outcome: FailoverPhase | None = field(default=None)
     """Set when the incident reaches a terminal phase in this step."""
 
 
@@ -253,8 +253,8 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
     )
     outcome = None
     if phase.terminal and status.completed_at is None:
-        outcome = phase.value
-        new_status = new_status.model_copy(update={"completed_at": snap.now})
+        outcome = phase
+        new_status = new_status.replace(completed_at=snap.now)
         if phase is FailoverPhase.COMPLETED:
             events.append(EventNote(REASON_FAILOVER_COMPLETED, new_status.message or "", "Normal"))
     before = {e.key: e.state for e in status.vms}
@@ -280,7 +280,7 @@ def _with_copies(snap: IncidentSnapshot, status: NodeFailoverStatus, policy: HAP
     if policy is None:
         return status
     if status.policy is None:
-        status = status.model_copy(update={"policy": policy})
+        status = status.replace(policy=policy)
     if status.started_at is None:
         entries = initial_entries(
             vms=snap.vms.values(),
@@ -290,7 +290,7 @@ def _with_copies(snap: IncidentSnapshot, status: NodeFailoverStatus, policy: HAP
             priority_limits=policy.restart.priority_limits,
             namespace_labels=snap.namespace_labels,
         )
-        status = status.model_copy(update={"started_at": snap.now, "vms": entries})
+        status = status.replace(started_at=snap.now, vms=entries)
     return status
 
 
@@ -338,11 +338,11 @@ def _policy_gone(snap: IncidentSnapshot, status: NodeFailoverStatus) -> Incident
     new_status = _summarise(
         snap, status, phase=FailoverPhase.FAILED, fencing=status.fencing, entries=list(status.vms), message=message
     )
-    new_status = new_status.model_copy(update={"completed_at": snap.now})
+    new_status = new_status.replace(completed_at=snap.now)
     return IncidentStep(
         status=new_status,
         events=(EventNote("PolicyGone", message, "Warning"),),
-        outcome=FailoverPhase.FAILED.value,
+        outcome=FailoverPhase.FAILED,
         recheck_after=STORM_RECHECK,
     )
 
@@ -407,16 +407,14 @@ def _summarise(
         message=message,
         now=snap.now,
     )
-    return status.model_copy(
-        update={
-            "phase": phase,
-            "fencing": fencing,
-            "vms": entries,
-            "total": len(entries),
-            "restored": sum(1 for e in entries if e.state is VMState.RUNNING),
-            "waiting": sum(1 for e in entries if e.state is VMState.WAITING_FOR_CAPACITY),
-            "fenced_at": fencing.confirmed_at if fencing else None,
-            "message": message,
-            "conditions": conditions,
-        }
+    return status.replace(
+        phase=phase,
+        fencing=fencing,
+        vms=entries,
+        total=len(entries),
+        restored=sum(1 for e in entries if e.state is VMState.RUNNING),
+        waiting=sum(1 for e in entries if e.state is VMState.WAITING_FOR_CAPACITY),
+        fenced_at=fencing.confirmed_at if fencing else None,
+        message=message,
+        conditions=conditions,
     )

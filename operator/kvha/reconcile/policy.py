@@ -37,7 +37,14 @@ from kvha.detection import (
 )
 from kvha.models.conditions import condition_status, set_condition
 from kvha.models.events import EventNote
-from kvha.models.hapolicy import FailoverRef, HAPolicySpec, HAPolicyStatus, TaintedNode, UnprotectableCount
+from kvha.models.hapolicy import (
+    FailoverPhase,
+    FailoverRef,
+    HAPolicySpec,
+    HAPolicyStatus,
+    TaintedNode,
+    UnprotectableCount,
+)
 from kvha.models.names import object_name
 from kvha.models.timeutil import format_time
 from kvha.models.views import LeaseView, NodeView
@@ -58,7 +65,7 @@ class FailoverRecord:
     name: str
     node: str
     policy: str
-    phase: str
+    phase: FailoverPhase
     detected_at: datetime | None
     waiting: int = 0
     finished: bool = False
@@ -68,7 +75,7 @@ class FailoverRecord:
 
     @property
     def active(self) -> bool:
-        return self.phase not in ("Completed", "Aborted", "Failed")
+        return not self.phase.terminal
 
 
 @dataclass(frozen=True)
@@ -323,20 +330,18 @@ def _status(
         if admission
         else {}
     )
-    return snap.status.model_copy(
-        update={
-            **figures,
-            "observed_generation": generation,
-            "conditions": conditions,
-            "watched_nodes": watched,
-            "unhealthy_nodes": unhealthy,
-            "active_failovers": [FailoverRef(name=f.name, node=f.node, phase=f.phase) for f in active],
-            "active_failover_count": len(active),
-            "last_failover": FailoverRef(name=last.name, node=last.node, phase=last.phase) if last else None,
-            "last_failover_time": last.detected_at if last else None,
-            "storm_ended_at": storm.ended_at,
-            "tainted_nodes": tainted,
-        }
+    return snap.status.replace(
+        **figures,
+        observed_generation=generation,
+        conditions=conditions,
+        watched_nodes=watched,
+        unhealthy_nodes=unhealthy,
+        active_failovers=[FailoverRef(name=f.name, node=f.node, phase=f.phase) for f in active],
+        active_failover_count=len(active),
+        last_failover=FailoverRef(name=last.name, node=last.node, phase=last.phase) if last else None,
+        last_failover_time=last.detected_at if last else None,
+        storm_ended_at=storm.ended_at,
+        tainted_nodes=tainted,
     )
 
 
@@ -374,7 +379,7 @@ def _invalid(snap: PolicySnapshot) -> PolicyStep:
         now=snap.now,
         generation=snap.generation,
     )
-    status = snap.status.model_copy(update={"conditions": conditions, "observed_generation": snap.generation})
+    status = snap.status.replace(conditions=conditions, observed_generation=snap.generation)
     events = (
         ()
         if condition_status(snap.status.conditions, COND_READY) == "False"

@@ -71,9 +71,7 @@ def release_incident(snap: ReleaseSnapshot) -> Release:
         fencing=snap.fencing or FencingSpec(),
         now=snap.now,
     )
-    status = snap.status.model_copy(
-        update={"fencing": step.status if snap.status.fencing else None, "message": step.status.message}
-    )
+    status = snap.status.replace(fencing=step.status if snap.status.fencing else None, message=step.status.message)
     return Release(
         status=status,
         actions=step.actions,

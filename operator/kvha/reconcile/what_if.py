@@ -79,7 +79,7 @@ class PlannedVM:
 
     namespace: str
     name: str
-    priority: str
+    priority: Priority
     from_node: str
     state: VMState
     planned_node: str | None = None
@@ -310,15 +310,15 @@ class _Replay:
             for node in self.failed
             for e in entries[node]
         ]
-        return tuple(sorted(rows, key=lambda r: (r.wave or 1_000_000, -Priority.parse(r.priority), r.key)))
+        return tuple(sorted(rows, key=lambda r: (r.wave or 1_000_000, -r.priority, r.key)))
 
 
 def replace_entry(entry: FailoverVM, *, reason: str) -> FailoverVM:
-    return entry.model_copy(update={"reason": reason})
+    return entry.replace(reason=reason)
 
 
 def _protections(policy: HAPolicySpec, vms: Iterable[VMView]) -> dict[str, Protection]:
-    default = Priority.parse(policy.restart.default_priority)
+    default = policy.restart.default_priority
     return {vm.key: classify(vm, default_priority=default) for vm in vms}
 
 

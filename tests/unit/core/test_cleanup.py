@@ -205,7 +205,12 @@ def policy_step(*, node: NodeView, record: FailoverRecord, status: HAPolicyStatu
 
 
 RECOVERED = FailoverRecord(
-    name=INCIDENT.name, node="w1", policy="production", phase="Completed", detected_at=ago(600), recovered=True
+    name=INCIDENT.name,
+    node="w1",
+    policy="production",
+    phase=FailoverPhase.COMPLETED,
+    detected_at=ago(600),
+    recovered=True,
 )
 BACK_TAINTED = replace(make_node("w1"), taints=(OUT_OF_SERVICE,))
 

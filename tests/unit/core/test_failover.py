@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from core.strategies import FAILED_NODE, GI, NOW, make_launcher, make_node, make_vm, make_vmi, restart_spec
 from kvha.constants import REASON_VM_RESTARTING, REASON_VM_RESTORED, REASON_VM_UNPROTECTED, REASON_VM_WAITING
+from kvha.models.base import Priority
 from kvha.models.hapolicy import RestartSpec, TierOrdering
 from kvha.models.nodefailover import FailoverVM, VMState
 from kvha.models.views import PodView, VMIView, VMView
@@ -36,7 +37,7 @@ def snapshot(
         pods = [make_launcher(vm, vmi_uid=f"old-{vm.name}", node=FAILED_NODE) for vm in vms]
     healthy = [make_node(f"worker-{i}", memory=node_memory) for i in range(nodes)]
     if entries is None:
-        entries = initial_entries(vms=vms, vmis=vmis, failed_node=FAILED_NODE, default_priority="Medium")
+        entries = initial_entries(vms=vms, vmis=vmis, failed_node=FAILED_NODE, default_priority=Priority.MEDIUM)
     launchers: dict[str, list[PodView]] = {}
     for pod in pods:
         launchers.setdefault(pod.vmi_uid or "", []).append(pod)
@@ -66,10 +67,12 @@ def test_a_new_incident_lists_the_vms_that_ran_on_the_failed_node_highest_priori
         db.key: make_vmi(db, uid="u-db", node=FAILED_NODE),
         elsewhere.key: make_vmi(elsewhere, uid="u-batch", node="worker-0"),
     }
-    entries = initial_entries(vms=[web, db, elsewhere], vmis=vmis, failed_node=FAILED_NODE, default_priority="Low")
+    entries = initial_entries(
+        vms=[web, db, elsewhere], vmis=vmis, failed_node=FAILED_NODE, default_priority=Priority.LOW
+    )
     assert [(e.name, e.priority, e.old_vmi_uid, e.state) for e in entries] == [
-        ("db", "Highest", "u-db", VMState.PENDING),
-        ("web", "Low", "u-web", VMState.PENDING),
+        ("db", Priority.HIGHEST, "u-db", VMState.PENDING),
+        ("web", Priority.LOW, "u-web", VMState.PENDING),
     ]
 
 

@@ -119,7 +119,7 @@ def _decision(entry: FailoverVM) -> tuple[object, ...]:
 
 
 def _rank(entry: FailoverVM) -> int:
-    return int(Priority.parse(entry.priority))
+    return int(entry.priority)
 
 
 def play_kubevirt(world: World, plan: FailoverPlan, data: st.DataObject) -> None:
@@ -145,7 +145,9 @@ def play_kubevirt(world: World, plan: FailoverPlan, data: st.DataObject) -> None
 @given(world=worlds(), data=st.data())
 def test_failover_promises_hold_through_an_incident(world: World, data: st.DataObject) -> None:
     entries = tuple(
-        initial_entries(vms=world.vms.values(), vmis=world.vmis, failed_node=FAILED_NODE, default_priority="Medium")
+        initial_entries(
+            vms=world.vms.values(), vmis=world.vmis, failed_node=FAILED_NODE, default_priority=Priority.MEDIUM
+        )
     )
     for _ in range(data.draw(st.integers(1, 8), label="rounds")):
         snapshot = snapshot_of(world, entries)

@@ -91,7 +91,7 @@ def test_after_a_restart_a_node_still_fenced_by_its_completed_incident_gets_no_n
         name="w1-p-old",
         node="w1",
         policy="p",
-        phase="Completed",
+        phase=FailoverPhase.COMPLETED,
         detected_at=ago(3600),
         finished=finished,
         recovered=recovered,
@@ -118,7 +118,7 @@ def test_a_finished_incident_opened_in_this_spell_of_ill_health_is_not_opened_ag
         name=first.name,
         node="w1",
         policy="p",
-        phase="Completed",
+        phase=FailoverPhase.COMPLETED,
         detected_at=first.detected_at + opened_after_spell_began,
         finished=True,
     )

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.strategies import FAILED_NODE, GI, NOW, make_node, make_vm, make_vmi, restart_spec
+from kvha.models.base import Priority
 from kvha.models.nodefailover import VMState
 from kvha.models.views import NodeView, PodScheduling, PodView, Taint, VMView
 from kvha.placement import Candidate, NodeCapacity, PodTopology, node_capacities, place
@@ -222,7 +223,7 @@ def test_the_planner_keeps_a_replica_off_its_peers_host_or_says_why_it_waits() -
     def plan(healthy: list[str]) -> Any:
         snapshot = FailoverSnapshot(
             failed_node=FAILED_NODE,
-            entries=initial_entries(vms=[db1, db2], vmis=vmis, failed_node=FAILED_NODE, default_priority="High"),
+            entries=initial_entries(vms=[db1, db2], vmis=vmis, failed_node=FAILED_NODE, default_priority=Priority.HIGH),
             vms={db1.key: db1, db2.key: db2},
             vmis=vmis,
             launcher_pods={p.vmi_uid or "": [p] for p in pods},

@@ -52,14 +52,14 @@ def test_a_capped_vm_restarts_after_the_vms_it_tried_to_overtake() -> None:
         vms=vms,
         vmis=vmis,
         failed_node=FAILED_NODE,
-        default_priority="Medium",
+        default_priority=Priority.MEDIUM,
         priority_limits=POLICY.restart.priority_limits,
         namespace_labels=NAMESPACES,
     )
-    assert {e.name: e.priority for e in entries} == {"greedy": "Medium", "core-db": "High"}
+    assert {e.name: e.priority for e in entries} == {"greedy": Priority.MEDIUM, "core-db": Priority.HIGH}
     plan = plan_failover(replace(snapshot(vms, entries=entries, restart=POLICY.restart), namespace_labels=NAMESPACES))
     assert [a.name for a in plan.actions] == ["core-db"], "the one restart slot goes to the uncapped High VM"
-    assert {e.name: e.priority for e in plan.entries}["greedy"] == "Medium", "the cap holds on every plan"
+    assert {e.name: e.priority for e in plan.entries}["greedy"] is Priority.MEDIUM, "the cap holds on every plan"
 
 
 def test_the_policy_status_counts_the_capped_vms() -> None:
