@@ -194,9 +194,15 @@ def plan(cluster: Cluster, launchers: dict[str, list[PodView]], max_parallel: in
     )
 
 
+def launcher_candidate(vm: VMView, pod: PodView | None) -> Candidate:
+    """The VM as the planner would place it, from its launcher pod's requests and constraints."""
+    requests = launcher_requests(vm, pod)
+    return Candidate(vm.key, requests.cpu_millis, requests.memory_bytes, launcher_placement(vm, pod), 3)
+
+
 def protected_candidates(cluster: Cluster) -> dict[str, list[Candidate]]:
     return {
-        node: [Candidate(vm.key, *launcher_requests(vm, pod), launcher_placement(vm, pod), 3) for vm, pod in pairs]
+        node: [launcher_candidate(vm, pod) for vm, pod in pairs]
         for node, pairs in cluster.protected_by_node.items()
         if node != FAILED
     }
@@ -216,15 +222,7 @@ def admission(cluster: Cluster) -> int:
 
 def failed_candidates(cluster: Cluster) -> list[Candidate]:
     launchers = cluster.launcher_pods()
-    return [
-        Candidate(
-            vm.key,
-            *launcher_requests(vm, launchers[f"vmi-{vm.name}"][0]),
-            launcher_placement(vm, launchers[f"vmi-{vm.name}"][0]),
-            3,
-        )
-        for vm in cluster.failed_vms
-    ]
+    return [launcher_candidate(vm, launchers[f"vmi-{vm.name}"][0]) for vm in cluster.failed_vms]
 
 
 def first_fit(*, candidates: Sequence[Candidate], nodes: Sequence[NodeCapacity]) -> dict[str, str]:

@@ -17,18 +17,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from kvha.models.resources import Resources
 from kvha.placement import Candidate, NodeCapacity, PodTopology, place
 
 
-def hosts_worst_first(*, demand: Mapping[str, tuple[int, int]], nodes: Sequence[NodeCapacity]) -> list[str]:
+def hosts_worst_first(*, demand: Mapping[str, Resources], nodes: Sequence[NodeCapacity]) -> list[str]:
     """Hosts by how much their failure would hurt: most protected memory, then CPU, then the
     most free memory (whose loss removes the most room), then name for determinism.
-    `demand` is (memory bytes, CPU millicores) of the protected VMs per host."""
+    `demand` is what the protected VMs request, per host."""
     free_memory = {n.name: n.free_memory_bytes for n in nodes}
 
     def severity(host: str) -> tuple[int, int, int, str]:
-        memory, cpu = demand.get(host, (0, 0))
-        return -memory, -cpu, -free_memory.get(host, 0), host
+        requested = demand.get(host, Resources.ZERO)
+        return -requested.memory_bytes, -requested.cpu_millis, -free_memory.get(host, 0), host
 
     return sorted(set(free_memory) | set(demand), key=severity)
 
@@ -51,7 +52,7 @@ def failover_capacity(
     `instances_by_node` of the failed hosts are the ones re-placed, so they count there no more.
     """
     demand = {
-        host: (sum(vm.memory_bytes for vm in vms), sum(vm.cpu_millis for vm in vms))
+        host: Resources(cpu_millis=sum(vm.cpu_millis for vm in vms), memory_bytes=sum(vm.memory_bytes for vm in vms))
         for host, vms in protected_by_node.items()
     }
     worst_first = hosts_worst_first(demand=demand, nodes=nodes)

@@ -11,12 +11,15 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from kvha.admission.host_failures import failover_capacity, hosts_worst_first
+from kvha.models.resources import Resources
 from kvha.models.views import PodView, VMView
 from kvha.placement import (
     Candidate,
     NodeCapacity,
     PodTopology,
+    launcher_cpu_millis,
     launcher_extended_requests,
+    launcher_memory_bytes,
     launcher_placement,
     launcher_requests,
 )
@@ -33,14 +36,16 @@ class ProtectedVM(NamedTuple):
     priority: int
 
 
-def protected_demand(protected: Sequence[ProtectedVM]) -> dict[str, tuple[int, int]]:
-    """(memory bytes, CPU millicores) the protected VMs' launchers request, per host."""
-    demand: dict[str, tuple[int, int]] = {}
+def protected_demand(protected: Sequence[ProtectedVM]) -> dict[str, Resources]:
+    """What the protected VMs' launchers request, per host."""
+    # Every protected VM of the cluster passes here: plain int sums per host, one Resources per
+    # host at the end (see `launcher_cpu_millis`).
+    cpu: dict[str, int] = {}
+    memory: dict[str, int] = {}
     for item in protected:
-        cpu, memory = launcher_requests(item.vm, item.pod)
-        total_memory, total_cpu = demand.get(item.node, (0, 0))
-        demand[item.node] = (total_memory + memory, total_cpu + cpu)
-    return demand
+        cpu[item.node] = cpu.get(item.node, 0) + launcher_cpu_millis(item.vm, item.pod)
+        memory[item.node] = memory.get(item.node, 0) + launcher_memory_bytes(item.vm, item.pod)
+    return {host: Resources(cpu_millis=cpu[host], memory_bytes=memory[host]) for host in cpu}
 
 
 def worst_hosts(*, protected: Sequence[ProtectedVM], nodes: Sequence[NodeCapacity], count: int) -> list[str]:
@@ -61,12 +66,12 @@ def capacity_for_protected(
     instances: dict[str, set[str]] = {}
     for item in protected:
         if item.node in worst:
-            cpu, memory = launcher_requests(item.vm, item.pod)
+            requests = launcher_requests(item.vm, item.pod)
             by_node.setdefault(item.node, []).append(
                 Candidate(
                     key=item.vm.key,
-                    cpu_millis=cpu,
-                    memory_bytes=memory,
+                    cpu_millis=requests.cpu_millis,
+                    memory_bytes=requests.memory_bytes,
                     placement=launcher_placement(item.vm, item.pod),
                     priority=item.priority,
                     scheduling=item.vm.scheduling,

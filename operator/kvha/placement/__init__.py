@@ -6,7 +6,9 @@ Shared by the failover planner (where do this failed node's VMs go now) and admi
 
 from kvha.placement.capacity import (
     NodeCapacity,
+    launcher_cpu_millis,
     launcher_extended_requests,
+    launcher_memory_bytes,
     launcher_placement,
     launcher_requests,
     node_capacities,
@@ -22,7 +24,9 @@ __all__ = [
     "PlacementResult",
     "PodTopology",
     "fits",
+    "launcher_cpu_millis",
     "launcher_extended_requests",
+    "launcher_memory_bytes",
     "launcher_placement",
     "launcher_requests",
     "node_capacities",

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
+from kvha.models.resources import Resources
 from kvha.models.views import NodeView, Placement, PodView, Taint, VMView
 
 _NONE: Mapping[str, int] = MappingProxyType({})
@@ -75,13 +76,13 @@ def _free_extended(allocatable: Iterable[tuple[str, int]], used: Iterable[tuple[
     return free
 
 
-def reserve(nodes: Iterable[NodeCapacity], reservations: Mapping[str, tuple[int, int]]) -> list[NodeCapacity]:
-    """Capacities after setting aside (cpu, memory) per node for restarts not yet visible as pods."""
+def reserve(nodes: Iterable[NodeCapacity], reservations: Mapping[str, Resources]) -> list[NodeCapacity]:
+    """Capacities after setting aside resources per node for restarts not yet visible as pods."""
     return [
         replace(
             node,
-            free_cpu_millis=node.free_cpu_millis - reservations[node.name][0],
-            free_memory_bytes=node.free_memory_bytes - reservations[node.name][1],
+            free_cpu_millis=node.free_cpu_millis - reservations[node.name].cpu_millis,
+            free_memory_bytes=node.free_memory_bytes - reservations[node.name].memory_bytes,
         )
         if node.name in reservations
         else node
@@ -89,23 +90,39 @@ def reserve(nodes: Iterable[NodeCapacity], reservations: Mapping[str, tuple[int,
     ]
 
 
-def launcher_requests(vm: VMView, old_pod: PodView | None) -> tuple[int, int]:
-    """(CPU millicores, memory bytes) the restarted VM's launcher pod will request.
+def launcher_requests(vm: VMView, old_pod: PodView | None) -> Resources:
+    """What the restarted VM's launcher pod will request.
 
     The old launcher pod's requests are exact (they include KubeVirt's overhead for this very VM)
     and are used whenever the pod is still known; otherwise the guest's requests plus a
     conservative overhead estimate.
     """
+    return Resources(cpu_millis=launcher_cpu_millis(vm, old_pod), memory_bytes=launcher_memory_bytes(vm, old_pod))
+
+
+# The two halves of `launcher_requests` as plain ints, for loops over every protected VM of the
+# cluster: a Resources per VM there costs more than the rest of the loop (a frozen dataclass's
+# constructor is ~20 times a tuple's), and one name per unit leaves no order to get wrong. Each
+# tests "is the old pod's request known" itself: a shared helper's two extra calls per VM cost as
+# much again (protected_demand at 100k VMs: 70 ms inline, 130 ms with the helper).
+def launcher_cpu_millis(vm: VMView, old_pod: PodView | None) -> int:
+    """CPU millicores of `launcher_requests`."""
     if old_pod is not None and (old_pod.cpu_millis or old_pod.memory_bytes):
-        return old_pod.cpu_millis, old_pod.memory_bytes
+        return old_pod.cpu_millis
+    return vm.cpu_millis + LAUNCHER_CPU_OVERHEAD_MILLIS
+
+
+def launcher_memory_bytes(vm: VMView, old_pod: PodView | None) -> int:
+    """Memory bytes of `launcher_requests`."""
+    if old_pod is not None and (old_pod.cpu_millis or old_pod.memory_bytes):
+        return old_pod.memory_bytes
     vcpus = max(1, math.ceil(vm.cpu_millis / 1000))
-    memory = (
+    return (
         vm.memory_bytes
         + LAUNCHER_MEMORY_OVERHEAD
         + math.ceil(vm.memory_bytes / LAUNCHER_PAGE_TABLE_DIVISOR)
         + vcpus * LAUNCHER_MEMORY_PER_VCPU
     )
-    return vm.cpu_millis + LAUNCHER_CPU_OVERHEAD_MILLIS, memory
 
 
 def launcher_extended_requests(vm: VMView, old_pod: PodView | None) -> tuple[tuple[str, int], ...]:

@@ -51,6 +51,7 @@ from kvha.models.durations import format_seconds, seconds
 from kvha.models.events import EventNote
 from kvha.models.hapolicy import PriorityLimit, RestartSpec, TierOrdering
 from kvha.models.nodefailover import FailoverVM, VMState
+from kvha.models.resources import Resources
 from kvha.models.timeutil import format_time
 from kvha.models.views import PodView, VMIView, VMView
 from kvha.placement import (
@@ -358,13 +359,11 @@ class _Planning:
                     continue  # already in the node's requests
             yield entry, vm, entry.planned_node
 
-    def _reservations(self, entries: Sequence[FailoverVM]) -> dict[str, tuple[int, int]]:
+    def _reservations(self, entries: Sequence[FailoverVM]) -> dict[str, Resources]:
         """Capacity promised to restarts whose new launcher pod does not count on its node yet."""
-        reserved: dict[str, tuple[int, int]] = {}
+        reserved: dict[str, Resources] = {}
         for entry, vm, node in self._promised(entries):
-            cpu, memory = launcher_requests(vm, self._old_pod(entry))
-            used_cpu, used_memory = reserved.get(node, (0, 0))
-            reserved[node] = (used_cpu + cpu, used_memory + memory)
+            reserved[node] = reserved.get(node, Resources.ZERO) + launcher_requests(vm, self._old_pod(entry))
         return reserved
 
     def _topology(self, entries: Sequence[FailoverVM]) -> PodTopology | None:
@@ -397,12 +396,12 @@ class _Planning:
                 continue
             if self._may_restart(entry.key):
                 vm, old_pod = snap.vms[entry.key], self._old_pod(entry)
-                cpu, memory = launcher_requests(vm, old_pod)
+                requests = launcher_requests(vm, old_pod)
                 candidates.append(
                     Candidate(
                         key=entry.key,
-                        cpu_millis=cpu,
-                        memory_bytes=memory,
+                        cpu_millis=requests.cpu_millis,
+                        memory_bytes=requests.memory_bytes,
                         placement=launcher_placement(vm, old_pod),
                         priority=entry.priority,
                         scheduling=vm.scheduling,

@@ -39,6 +39,7 @@ from kvha.detection import (
 from kvha.models.base import Priority
 from kvha.models.hapolicy import FencingStrategy, HAPolicySpec, HAPolicyStatus
 from kvha.models.nodefailover import FailoverVM, VMState
+from kvha.models.resources import Resources
 from kvha.models.views import ClaimView, LeaseView, NodeView, PodView, Taint, VMIView, VMView
 from kvha.placement import (
     PodTopology,
@@ -190,8 +191,8 @@ def worst_case_hosts(*, policy: HAPolicySpec, read: ClusterRead, count: int) -> 
         WorstHost(
             name=host,
             protected_vms=sum(1 for p in running if p.node == host),
-            memory_bytes=demand.get(host, (0, 0))[0],
-            cpu_millis=demand.get(host, (0, 0))[1],
+            memory_bytes=demand.get(host, Resources.ZERO).memory_bytes,
+            cpu_millis=demand.get(host, Resources.ZERO).cpu_millis,
         )
         for host in worst_hosts(protected=running, nodes=nodes, count=count)
     ]
@@ -274,7 +275,7 @@ class _Replay:
         vm, old = self.vms[key], self.vmis.get(key)
         old_pods = [p for p in self.pods if old is not None and p.vmi_uid == old.uid]
         old_pod = next((p for p in old_pods if not p.terminal), None)
-        cpu, memory = launcher_requests(vm, old_pod)
+        requests = launcher_requests(vm, old_pod)
         uid = f"what-if-{vm.uid or key}"
         self.pods = [p for p in self.pods if p not in old_pods]
         self.pods.append(
@@ -283,8 +284,8 @@ class _Replay:
                 name=f"virt-launcher-{vm.name}-what-if",
                 node_name=node,
                 phase="Running",
-                cpu_millis=cpu,
-                memory_bytes=memory,
+                cpu_millis=requests.cpu_millis,
+                memory_bytes=requests.memory_bytes,
                 vmi_uid=uid,
                 placement=launcher_placement(vm, old_pod),
                 scheduling=vm.scheduling,

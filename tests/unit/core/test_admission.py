@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.strategies import GI, candidates, make_launcher, make_vm, node_capacities
-from kvha.admission import ProtectedVM, capacity_for_protected, failover_capacity
+from kvha.admission import ProtectedVM, capacity_for_protected, failover_capacity, protected_demand, worst_hosts
+from kvha.models.resources import Resources
 from kvha.models.views import Placement
 from kvha.placement import Candidate, NodeCapacity, launcher_placement, launcher_requests, place
 
@@ -113,10 +114,28 @@ def test_building_candidates_for_the_worst_hosts_only_gives_the_same_answer(
         )
     exact: dict[str, list[Candidate]] = {}
     for item in protected:
-        cpu, memory = launcher_requests(item.vm, item.pod)
+        requests = launcher_requests(item.vm, item.pod)
         exact.setdefault(item.node, []).append(
-            Candidate(item.vm.key, cpu, memory, launcher_placement(item.vm, item.pod), 3)
+            Candidate(item.vm.key, requests.cpu_millis, requests.memory_bytes, launcher_placement(item.vm, item.pod), 3)
         )
     assert capacity_for_protected(protected=protected, nodes=nodes, limit=limit) == failover_capacity(
         protected_by_node=exact, nodes=nodes, limit=limit
     )
+
+
+def test_protected_demand_keeps_cpu_and_memory_apart_and_ranks_hosts_by_memory_first() -> None:
+    """A host with many cores but little memory is not the worst one to lose: admission control
+    ranks by memory, then CPU. Mixing the two up in `protected_demand` reverses this order."""
+    many_cores = make_vm("many-cores", vcpus=32, memory=2 * GI)
+    much_memory = make_vm("much-memory", vcpus=1, memory=64 * GI)
+    protected = [
+        ProtectedVM(vm=vm, node=node, pod=make_launcher(vm, vmi_uid=f"uid-{node}", node=node), priority=3)
+        for vm, node in ((many_cores, "h-cores"), (much_memory, "h-memory"))
+    ]
+    demand = protected_demand(protected)
+    assert demand == {
+        "h-cores": Resources(cpu_millis=32_100, memory_bytes=2 * GI + 300 * 2**20),
+        "h-memory": Resources(cpu_millis=1_100, memory_bytes=64 * GI + 300 * 2**20),
+    }
+    nodes = [host("h-cores", 100), host("h-memory", 100)]
+    assert worst_hosts(protected=protected, nodes=nodes, count=1) == ["h-memory"]

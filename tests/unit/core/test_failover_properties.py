@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from core.strategies import FAILED_NODE, World, make_launcher, make_vmi, worlds
 from kvha.models.base import Priority
 from kvha.models.nodefailover import FailoverVM, VMState
+from kvha.models.resources import Resources
 from kvha.models.views import PodView
 from kvha.placement import fits, launcher_placement, launcher_requests, node_capacities
 from kvha.planner import FailoverPlan, FailoverSnapshot, holds_restart_slot, initial_entries, plan_failover
@@ -39,13 +40,12 @@ def old_pod(world: World, entry: FailoverVM) -> PodView | None:
     return next((p for p in pods if not p.terminal), pods[0] if pods else None)
 
 
-def committed(world: World, entries: tuple[FailoverVM, ...]) -> dict[str, list[int]]:
+def committed(world: World, entries: tuple[FailoverVM, ...]) -> dict[str, Resources]:
     """Per healthy node: requests of the pods bound there plus what restarts in flight will bring."""
-    used: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    used: dict[str, Resources] = defaultdict(lambda: Resources.ZERO)
     for pod in world.pods:
         if pod.node_name and pod.node_name != FAILED_NODE and not pod.terminal:
-            used[pod.node_name][0] += pod.cpu_millis
-            used[pod.node_name][1] += pod.memory_bytes
+            used[pod.node_name] += Resources(cpu_millis=pod.cpu_millis, memory_bytes=pod.memory_bytes)
     for entry in entries:
         if entry.state is not VMState.RESTARTING or entry.planned_node is None:
             continue
@@ -56,9 +56,7 @@ def committed(world: World, entries: tuple[FailoverVM, ...]) -> dict[str, list[i
             and any(p.vmi_uid == vmi.uid and p.node_name for p in world.pods)
         ):
             continue
-        cpu, memory = launcher_requests(world.vms[entry.key], old_pod(world, entry))
-        used[entry.planned_node][0] += cpu
-        used[entry.planned_node][1] += memory
+        used[entry.planned_node] += launcher_requests(world.vms[entry.key], old_pod(world, entry))
     return used
 
 
@@ -83,28 +81,27 @@ def check(world: World, snapshot: FailoverSnapshot, plan: FailoverPlan) -> None:
         assert entry.planned_node is not None
         placement = launcher_placement(world.vms[action.key], old_pod(world, entry))
         assert fits(placement, nodes[entry.planned_node])
-    for name, (cpu, memory) in committed(world, plan.entries).items():  # nor one it does not fit
-        assert cpu <= nodes[name].allocatable_cpu_millis, name
-        assert memory <= nodes[name].allocatable_memory_bytes, name
+    allocatable = {
+        name: Resources(cpu_millis=node.allocatable_cpu_millis, memory_bytes=node.allocatable_memory_bytes)
+        for name, node in nodes.items()
+    }
+    for name, used in committed(world, plan.entries).items():  # nor one it does not fit
+        assert used.fits(allocatable[name]), name
 
     # A higher priority VM is never left waiting while a lower one restarts on room it needed.
-    free = {
-        n: [nodes[n].allocatable_cpu_millis - c, nodes[n].allocatable_memory_bytes - m]
-        for n, (c, m) in committed(world, plan.entries).items()
-    }
+    free = {name: allocatable[name] - used for name, used in committed(world, plan.entries).items()}
     for waiting in (e for e in plan.entries if e.state is VMState.WAITING_FOR_CAPACITY):
         vm = world.vms[waiting.key]
-        need_cpu, need_memory = launcher_requests(vm, old_pod(world, waiting))
+        need = launcher_requests(vm, old_pod(world, waiting))
         for action in new_restarts:
             lower = after[action.key]
             if lower.planned_node is None or _rank(lower) >= _rank(waiting):
                 continue
-            cpu, memory = launcher_requests(world.vms[lower.key], old_pod(world, lower))
+            freed = launcher_requests(world.vms[lower.key], old_pod(world, lower))
             node = lower.planned_node
             assert not (
                 fits(launcher_placement(vm, old_pod(world, waiting)), nodes[node])
-                and need_cpu <= free.get(node, [0, 0])[0] + cpu
-                and need_memory <= free.get(node, [0, 0])[1] + memory
+                and need.fits(free.get(node, Resources.ZERO) + freed)
             ), f"{lower.key} took room on {node} that {waiting.key} needed"
 
     # Planning again on what was just decided, at the same moment, does nothing new.

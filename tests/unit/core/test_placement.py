@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.strategies import GI, candidates, make_launcher, make_node, make_vm, node_capacities
+from kvha.models.resources import Resources
 from kvha.models.views import NodeSelectorRequirement, NodeSelectorTerm, Placement, Taint, Toleration
 from kvha.placement import Candidate, NodeCapacity, fits, launcher_requests, place
 from kvha.placement import node_capacities as capacities
@@ -93,10 +94,12 @@ def test_capacity_is_allocatable_minus_the_requests_of_pods_still_running_there(
 
 def test_launcher_requests_use_the_old_pod_when_known_and_a_generous_estimate_otherwise() -> None:
     vm = make_vm("web", vcpus=2, memory=8 * GI)
-    assert launcher_requests(vm, make_launcher(vm, vmi_uid="x", node="w")) == (2_100, 8 * GI + 300 * 2**20)
-    cpu, memory = launcher_requests(vm, None)
-    assert cpu == 2_100
-    assert 8 * GI + 300 * 2**20 <= memory <= 8 * GI + 400 * 2**20
+    assert launcher_requests(vm, make_launcher(vm, vmi_uid="x", node="w")) == Resources(
+        cpu_millis=2_100, memory_bytes=8 * GI + 300 * 2**20
+    )
+    estimate = launcher_requests(vm, None)
+    assert estimate.cpu_millis == 2_100
+    assert 8 * GI + 300 * 2**20 <= estimate.memory_bytes <= 8 * GI + 400 * 2**20
 
 
 def test_higher_priority_goes_first_even_when_smaller() -> None:
