@@ -269,7 +269,7 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
         restored=restored,
         failed=failed,
         fenced_after=fenced_after,
-        finished=phase.terminal and fence.settled and not new_status.waiting,
+        finished=phase.terminal and fence.holds_nothing and not new_status.waiting,
         outcome=outcome,
     )
 

@@ -76,6 +76,6 @@ def release_incident(snap: ReleaseSnapshot) -> Release:
         status=status,
         actions=step.actions,
         events=step.events,
-        released=step.settled,
+        released=step.holds_nothing,
         recheck_after=step.recheck_after,
     )

@@ -137,7 +137,7 @@ def test_unconfirmed_fencing_times_out_and_says_why() -> None:
     assert event.message.startswith("node w1 was not fenced within 10m")
     assert event.message.endswith("its VMs were not restarted")
     assert restart_clearance(failed.status) == (False, False)
-    assert failed.settled  # nothing was applied, so nothing waits for the node to come back
+    assert failed.holds_nothing  # nothing was applied, so nothing waits for the node to come back
 
 
 def test_the_watchdog_taints_only_after_its_timeout_without_contact() -> None:
@@ -200,7 +200,7 @@ def test_a_failed_remediation_fails_the_incident() -> None:
     assert failed.phase is FailoverPhase.FAILED
     assert failed.events[0].reason == REASON_FENCING_FAILED
     assert "no BMC" in failed.events[0].message
-    assert not failed.settled  # the remediation stays for a human to inspect until the node recovers
+    assert not failed.holds_nothing  # the remediation stays for a human to inspect until the node recovers
 
 
 def test_strategy_none_restarts_unfenced_and_says_so() -> None:
@@ -231,7 +231,7 @@ def test_a_node_that_recovers_before_fencing_aborts_and_removes_the_remediation(
         REMEDIATION,
         after=100,
     )
-    assert gone.settled
+    assert gone.holds_nothing
     assert gone.actions == ()
 
 
@@ -243,7 +243,7 @@ def test_recovery_removes_the_taint_only_after_the_nodes_pods_are_gone() -> None
 
     still_dead = step(restarting, observe(tainted), MANUAL, after=60)
     assert still_dead.actions == ()
-    assert not still_dead.settled
+    assert not still_dead.holds_nothing
     assert still_dead.status.recovered_at is None
 
     back = replace(make_node("w1"), taints=(OUT_OF_SERVICE,), fence_confirmed=CONFIRMED)
@@ -262,12 +262,12 @@ def test_recovery_removes_the_taint_only_after_the_nodes_pods_are_gone() -> None
     clean = step(empty, observe(make_node("w1"), node_healthy=True), MANUAL, after=320)
     assert clean.status.recovered_at == recovered_at, "recorded once"
     assert clean.status.taint_removed
-    assert clean.settled
+    assert clean.holds_nothing
     assert clean.actions == ()
 
 
 @pytest.mark.parametrize("phase", [FailoverPhase.COMPLETED, FailoverPhase.ABORTED, FailoverPhase.FAILED])
-def test_a_terminal_incident_with_nothing_applied_is_settled(phase: FailoverPhase) -> None:
+def test_a_terminal_incident_with_nothing_applied_holds_nothing(phase: FailoverPhase) -> None:
     done = step_fencing(
         phase=phase,
         status=FencingStatus(strategy="OutOfServiceTaint", message="x"),
@@ -275,7 +275,7 @@ def test_a_terminal_incident_with_nothing_applied_is_settled(phase: FailoverPhas
         fencing=MANUAL,
         now=NOW,
     )
-    assert done.settled
+    assert done.holds_nothing
     assert done.actions == ()
     assert done.phase is phase
 
