@@ -414,7 +414,6 @@ def _summarise(
         total=len(entries),
         restored=sum(1 for e in entries if e.state is VMState.RUNNING),
         waiting=sum(1 for e in entries if e.state is VMState.WAITING_FOR_CAPACITY),
-        fenced_at=fencing.confirmed_at if fencing else None,
         message=message,
         conditions=conditions,
     )
