@@ -21,7 +21,7 @@ annotation only while it still names this incident.
   but only if its `timeAdded` is after the incident was detected.
 * OutOfServiceTaint + Watchdog: every node runs a hardware watchdog that resets it once it loses
   the cluster, so after `watchdogTimeout` without contact (counted from the later of
-  `unhealthy_since` and the last Lease renewal or heartbeat) the node is down; kvha applies the
+  the incident's `detected_at` and the last Lease renewal or heartbeat) the node is down; kvha applies the
   taint and is Fenced once it is on the Node. Contact after that deadline comes from the rebooted
   node, so the decision stands (the taint is re-applied until it lands).
 * Remediation: kvha creates a medik8s remediation named after the node and is Fenced only when it
@@ -352,7 +352,8 @@ def _confirmation_request(ctx: _Context, node: NodeView) -> str:
 def _watchdog(ctx: _Context) -> str | _Wait:
     obs = ctx.observation
     timeout = seconds(ctx.fencing.watchdog_timeout)
-    out_of_contact_since = max(obs.unhealthy_since, obs.last_heard_from or obs.unhealthy_since)
+    detected_at = ctx.incident.detected_at
+    out_of_contact_since = max(detected_at, obs.last_heard_from or detected_at)
     deadline = out_of_contact_since + timedelta(seconds=timeout)
     if ctx.now >= deadline:
         return (

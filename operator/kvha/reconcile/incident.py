@@ -180,7 +180,6 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
         node_name=snap.spec.node_name,
         node=snap.node,
         node_healthy=verdict_healthy,
-        unhealthy_since=snap.spec.detected_at,
         incident=IncidentRef(name=snap.name, uid=snap.uid, detected_at=snap.spec.detected_at),
         remediation=snap.remediation,
         pods_remaining_on_node=pods_holding_node(snap.pods_on_node),

@@ -64,7 +64,7 @@ def ours(*, succeeded: bool = False, failed: bool = False, message: str = "") ->
 
 
 def observe(node: object = DEAD, **changes: object) -> FenceObservation:
-    base = FenceObservation(node_name="w1", node=DEAD, node_healthy=False, unhealthy_since=ago(60), incident=INCIDENT)
+    base = FenceObservation(node_name="w1", node=DEAD, node_healthy=False, incident=INCIDENT)
     return replace(base, node=node, **changes)  # type: ignore[arg-type]
 
 
@@ -141,11 +141,11 @@ def test_unconfirmed_fencing_times_out_and_says_why() -> None:
 
 
 def test_the_watchdog_taints_only_after_its_timeout_without_contact() -> None:
-    early = step(None, observe(unhealthy_since=ago(60)), WATCHDOG)
+    early = step(None, observe(), WATCHDOG)
     assert early.phase is FailoverPhase.FENCING
     assert early.actions == ()
     assert early.recheck_after == 10
-    due = step(early, observe(unhealthy_since=ago(60)), WATCHDOG, after=120)
+    due = step(early, observe(), WATCHDOG, after=120)
     assert due.actions == (ApplyOutOfServiceTaint("w1"),)
     assert (due.status.confirmed_by or "").startswith("no contact with node w1 since 2026-03-01T11:59:00Z")
     fenced = step(due, observe(replace(DEAD, taints=(OUT_OF_SERVICE,))), WATCHDOG, after=125)
@@ -154,16 +154,14 @@ def test_the_watchdog_taints_only_after_its_timeout_without_contact() -> None:
 
 def test_the_watchdog_never_fires_for_a_node_that_still_renews_its_lease() -> None:
     """Ready=False with a live kubelet: the node is connected, so no watchdog has reset it."""
-    waiting = step(None, observe(unhealthy_since=ago(600), last_heard_from=ago(3)), WATCHDOG)
+    waiting = step(None, observe(last_heard_from=ago(3)), WATCHDOG)
     assert waiting.actions == ()
-    talking = step(
-        waiting, observe(unhealthy_since=ago(600), last_heard_from=NOW + timedelta(seconds=297)), WATCHDOG, after=300
-    )
+    talking = step(waiting, observe(last_heard_from=NOW + timedelta(seconds=297)), WATCHDOG, after=300)
     assert talking.actions == ()
     assert talking.phase is FailoverPhase.FENCING
     silent = step(
         talking,
-        observe(unhealthy_since=ago(600), last_heard_from=NOW + timedelta(seconds=297)),
+        observe(last_heard_from=NOW + timedelta(seconds=297)),
         WATCHDOG,
         after=297 + 180,
     )
