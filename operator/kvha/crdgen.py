@@ -122,9 +122,20 @@ def _add_markers(out: Schema) -> None:
 
 def model_schema(model: type[BaseModel]) -> Schema:
     raw = model.model_json_schema(by_alias=True, mode="validation")
+    _add_computed_fields(raw, model)
     defs = raw.get("$defs", {})
     resolved = _resolve(raw, defs)
     return _structural(resolved, top=True)  # type: ignore[no-any-return]
+
+
+def _add_computed_fields(raw: Schema, model: type[BaseModel]) -> None:
+    """Computed fields are written with the object but never parsed, so the validation schema
+    leaves them out; the apiserver would prune them. Only the model's own (top-level) ones."""
+    written = model.model_json_schema(by_alias=True, mode="serialization")["properties"]
+    for name, field in model.model_computed_fields.items():
+        alias = field.alias or name
+        prop = {key: value for key, value in written[alias].items() if key != "readOnly"}
+        raw.setdefault("properties", {})[alias] = prop
 
 
 def crd(spec: CrdSpec) -> Schema:

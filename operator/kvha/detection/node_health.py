@@ -128,7 +128,7 @@ def assess_node(
             )
     if crossed:
         crossed.sort()
-        return Verdict(Health.UNHEALTHY, tuple(reason for _, reason in crossed), unhealthy_since=crossed[0][0])
+        return Verdict(Health.UNHEALTHY, tuple(reason for _, reason in crossed), detected_at=crossed[0][0])
     recheck = min(waits) if waits else None
     if suspect:
         return Verdict(Health.SUSPECT, tuple(suspect), recheck_after=recheck)

@@ -24,8 +24,9 @@ class Verdict:
     health: Health
     reasons: tuple[str, ...] = ()
     """Human-readable signals, e.g. "Ready=Unknown for 42s", "Lease not renewed for 45s"."""
-    unhealthy_since: datetime | None = None
-    """When the first signal crossed its threshold: the moment the node became Unhealthy."""
+    detected_at: datetime | None = None
+    """When the first signal crossed its threshold: the moment the node became Unhealthy, which
+    becomes the incident's `spec.detectedAt`."""
     recheck_after: float | None = None
     """Seconds until the verdict can change without any new observation (a signal crossing its
     threshold); None when only a change to the node or its Lease can change it."""

@@ -21,7 +21,7 @@ annotation only while it still names this incident.
   but only if its `timeAdded` is after the incident was detected.
 * OutOfServiceTaint + Watchdog: every node runs a hardware watchdog that resets it once it loses
   the cluster, so after `watchdogTimeout` without contact (counted from the later of
-  `unhealthy_since` and the last Lease renewal or heartbeat) the node is down; kvha applies the
+  the incident's `detected_at` and the last Lease renewal or heartbeat) the node is down; kvha applies the
   taint and is Fenced once it is on the Node. Contact after that deadline comes from the rebooted
   node, so the decision stands (the taint is re-applied until it lands).
 * Remediation: kvha creates a medik8s remediation named after the node and is Fenced only when it
@@ -105,7 +105,7 @@ class FencingStep:
     actions: tuple[FenceAction, ...] = ()
     events: tuple[EventNote, ...] = ()
     recheck_after: float | None = None
-    settled: bool = False
+    holds_nothing: bool = False
     """Nothing kvha applied for fencing remains (no taint, remediation or confirmation annotation)
     and nothing more will be applied: a terminal incident needs no further fencing steps."""
 
@@ -159,7 +159,7 @@ class _Context:
         warning: bool = False,
         actions: Sequence[FenceAction] = (),
         recheck: float | None = None,
-        settled: bool = False,
+        holds_nothing: bool = False,
         **updates: Any,
     ) -> FencingStep:
         """The next step; an Event is posted only when the phase or the message changes, so a
@@ -168,7 +168,7 @@ class _Context:
         events: tuple[EventNote, ...] = ()
         if phase != self.phase or message != self.status.message:
             events = (EventNote(reason, message, "Warning" if warning else "Normal"),)
-        return FencingStep(phase, status, tuple(actions), events, recheck, settled)
+        return FencingStep(phase, status, tuple(actions), events, recheck, holds_nothing)
 
 
 def step_fencing(
@@ -212,7 +212,7 @@ def release_fencing(
     now: datetime,
 ) -> FencingStep:
     """The NodeFailover is being deleted: undo what this incident applied (the taint it applied,
-    its confirmation annotation, the remediation it owns), whatever the node's health; `settled`
+    its confirmation annotation, the remediation it owns), whatever the node's health; `holds_nothing`
     says its finalizer may go. Evidence of other incidents is never touched."""
     ctx = _Context.of(phase=phase, status=status, observation=observation, fencing=fencing, now=now)
     return _cleanup(ctx, reason=REASON_RELEASING, subject=f"NodeFailover {ctx.incident.name} is being deleted")
@@ -230,14 +230,14 @@ def _detected(ctx: _Context) -> FencingStep:
                 phase=FailoverPhase.FAILED,
                 reason=REASON_FENCING_FAILED,
                 warning=True,
-                settled=True,
+                holds_nothing=True,
                 message=FENCING_NONE_MESSAGE,
             )
         return ctx.step(
             phase=FailoverPhase.FENCED,
             reason=REASON_FENCING_CONFIRMED,
             warning=True,
-            settled=True,
+            holds_nothing=True,
             message=f"node {ctx.node} is not fenced (strategy None); only VMs safe to run twice restart",
             started_at=ctx.now,
             confirmed_at=ctx.now,
@@ -352,7 +352,8 @@ def _confirmation_request(ctx: _Context, node: NodeView) -> str:
 def _watchdog(ctx: _Context) -> str | _Wait:
     obs = ctx.observation
     timeout = seconds(ctx.fencing.watchdog_timeout)
-    out_of_contact_since = max(obs.unhealthy_since, obs.last_heard_from or obs.unhealthy_since)
+    detected_at = ctx.incident.detected_at
+    out_of_contact_since = max(detected_at, obs.last_heard_from or detected_at)
     deadline = out_of_contact_since + timedelta(seconds=timeout)
     if ctx.now >= deadline:
         return (
@@ -376,7 +377,7 @@ def _fencing_by_remediation(ctx: _Context) -> FencingStep:
             phase=FailoverPhase.FAILED,
             reason=REASON_FENCING_FAILED,
             warning=True,
-            settled=not _holds_anything(ctx),
+            holds_nothing=not _holds_anything(ctx),
             message=REMEDIATION_TEMPLATE_MESSAGE,
         )
     name = ctx.status.remediation_name or ctx.node
@@ -402,7 +403,7 @@ def _fencing_by_remediation(ctx: _Context) -> FencingStep:
             phase=FailoverPhase.FAILED,
             reason=REASON_FENCING_FAILED,
             warning=True,
-            settled=not _holds_anything(ctx),
+            holds_nothing=not _holds_anything(ctx),
             message=f"{kind} {name} reported failure ({remediation.message or 'no message'}); "
             f"node {ctx.node} is not fenced and its VMs were not restarted",
         )
@@ -425,7 +426,7 @@ def _waiting(ctx: _Context, wait: _Wait, *, actions: Sequence[FenceAction] = (),
             phase=FailoverPhase.FAILED,
             reason=REASON_FENCING_TIMEOUT,
             warning=True,
-            settled=not _holds_anything(ctx),
+            holds_nothing=not _holds_anything(ctx),
             message=f"node {ctx.node} was not fenced within {format_seconds(timeout)} ({wait.message}); "
             "its VMs were not restarted",
         )
@@ -454,7 +455,7 @@ def _fenced(ctx: _Context) -> FencingStep:
     """Fenced, Restarting, Completed or Failed: hold everything until the node recovers or is deleted."""
     obs = ctx.observation
     if obs.node is not None and not obs.node_healthy:
-        return FencingStep(ctx.phase, ctx.status, settled=not _holds_anything(ctx))
+        return FencingStep(ctx.phase, ctx.status, holds_nothing=not _holds_anything(ctx))
     subject = f"node {ctx.node} recovered" if obs.node is not None else f"node {ctx.node} was deleted"
     return _cleanup(ctx, reason=REASON_NODE_RECOVERED, subject=subject, recovered=True)
 
@@ -476,7 +477,7 @@ def _holds_anything(ctx: _Context) -> bool:
 def _cleanup(
     ctx: _Context, *, reason: str, subject: str, phase: FailoverPhase | None = None, recovered: bool = False
 ) -> FencingStep:
-    """Undo what fencing applied. Safe to repeat; settled once nothing of ours is left.
+    """Undo what fencing applied. Safe to repeat; `holds_nothing` once none of it is left.
 
     `recovered`: the fenced node is back (or gone), so this incident's spell of ill health is over;
     recorded once, it lets a new failure of the node open a new incident while this one still
@@ -522,6 +523,6 @@ def _cleanup(
         message=message,
         actions=actions,
         recheck=OBSERVE_INTERVAL if pending else None,
-        settled=not pending,
+        holds_nothing=not pending,
         **updates,
     )

@@ -76,7 +76,6 @@ class FenceObservation:
     """None when the Node object has been deleted."""
     node_healthy: bool
     """`kvha.detection.incident_can_close` for the node: healthy and stable for healthyDelay."""
-    unhealthy_since: datetime
     incident: IncidentRef
     remediation: RemediationObservation | None = None
     pods_remaining_on_node: int = 0
@@ -87,7 +86,7 @@ class FenceObservation:
     the node's health no longer protects their evidence (see `release_fencing`)."""
     last_heard_from: datetime | None = None
     """`kvha.detection.last_heard_from`: the watchdog deadline counts from the later of this and
-    `unhealthy_since`, so a node that still talks to the cluster is never assumed reset."""
+    the incident's `detected_at`, so a node that still talks to the cluster is never assumed reset."""
 
 
 def pods_holding_node(pods: Iterable[PodView]) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import Field, computed_field
 
 from kvha.models.base import ApiModel, Condition, Priority
 from kvha.models.hapolicy import FailoverPhase, FencingStrategy, HAPolicySpec
@@ -95,7 +95,6 @@ class NodeFailoverStatus(ApiModel):
     restored: int = Field(default=0, ge=0)
     waiting: int = Field(default=0, ge=0)
     started_at: datetime | None = None
-    fenced_at: datetime | None = None
     completed_at: datetime | None = None
     message: str | None = None
     finished: bool = Field(
@@ -103,3 +102,14 @@ class NodeFailoverStatus(ApiModel):
         description="Terminal, and nothing kvha applied for fencing remains; kvha no longer drives it.",
     )
     observed_generation: int | None = None
+
+    # `status.fencedAt` stays on the wire (kubectl users, the console and the benchmarks read it),
+    # but it is the same datum as `fencing.confirmedAt`, so it is derived here rather than stored a
+    # second time: written with the status, never read back (a stored value is ignored on parsing,
+    # as unknown fields are), and `replace(fenced_at=...)` fails. The CRD keeps the field because
+    # crdgen adds computed fields to the schema.
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def fenced_at(self) -> datetime | None:
+        """When fencing was confirmed: `fencing.confirmedAt`, repeated for readers of the status."""
+        return self.fencing.confirmed_at if self.fencing else None

@@ -180,7 +180,6 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
         node_name=snap.spec.node_name,
         node=snap.node,
         node_healthy=verdict_healthy,
-        unhealthy_since=snap.spec.detected_at,
         incident=IncidentRef(name=snap.name, uid=snap.uid, detected_at=snap.spec.detected_at),
         remediation=snap.remediation,
         pods_remaining_on_node=pods_holding_node(snap.pods_on_node),
@@ -269,7 +268,7 @@ def advance_incident(snap: IncidentSnapshot) -> IncidentStep:
         restored=restored,
         failed=failed,
         fenced_after=fenced_after,
-        finished=phase.terminal and fence.settled and not new_status.waiting,
+        finished=phase.terminal and fence.holds_nothing and not new_status.waiting,
         outcome=outcome,
     )
 
@@ -414,7 +413,6 @@ def _summarise(
         total=len(entries),
         restored=sum(1 for e in entries if e.state is VMState.RUNNING),
         waiting=sum(1 for e in entries if e.state is VMState.WAITING_FOR_CAPACITY),
-        fenced_at=fencing.confirmed_at if fencing else None,
         message=message,
         conditions=conditions,
     )

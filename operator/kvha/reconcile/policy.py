@@ -198,7 +198,7 @@ def _incidents_to_open(
     its fencing (for example for a pod that keeps running on the node)."""
     opened = []
     for node, verdict in sorted(unhealthy.items()):
-        since = verdict.unhealthy_since
+        since = verdict.detected_at
         if since is None:
             continue
         theirs = [f for f in failovers if f.node == node]

@@ -58,7 +58,6 @@ def release_incident(snap: ReleaseSnapshot) -> Release:
         node_name=snap.spec.node_name,
         node=snap.node,
         node_healthy=False,  # not consulted: a deleted incident undoes its fencing either way
-        unhealthy_since=snap.spec.detected_at,
         incident=IncidentRef(name=snap.name, uid=snap.uid, detected_at=snap.spec.detected_at),
         remediation=snap.remediation,
         pods_remaining_on_node=pods_holding_node(snap.pods_on_node),
@@ -76,6 +75,6 @@ def release_incident(snap: ReleaseSnapshot) -> Release:
         status=status,
         actions=step.actions,
         events=step.events,
-        released=step.settled,
+        released=step.holds_nothing,
         recheck_after=step.recheck_after,
     )

@@ -39,7 +39,7 @@ def test_ready_unknown_past_its_duration_makes_the_node_unhealthy_and_says_so() 
     )
     assert verdict.health is Health.UNHEALTHY
     assert verdict.reasons == ("Ready=Unknown for 42s",)
-    assert verdict.unhealthy_since == ago(12)  # seen Unknown 42s ago, crossed 30s later
+    assert verdict.detected_at == ago(12)  # seen Unknown 42s ago, crossed 30s later
 
 
 def test_a_fresh_failure_signal_is_only_suspect_and_says_when_to_look_again() -> None:
@@ -53,7 +53,7 @@ def test_a_fresh_failure_signal_is_only_suspect_and_says_when_to_look_again() ->
     assert verdict.health is Health.SUSPECT
     assert verdict.reasons == ("Ready=Unknown for 10s (unhealthy at 30s)",)
     assert verdict.recheck_after == 20
-    assert verdict.unhealthy_since is None
+    assert verdict.detected_at is None
 
 
 def test_a_stale_lease_is_enough_even_while_ready_still_says_true() -> None:

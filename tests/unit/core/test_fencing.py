@@ -64,7 +64,7 @@ def ours(*, succeeded: bool = False, failed: bool = False, message: str = "") ->
 
 
 def observe(node: object = DEAD, **changes: object) -> FenceObservation:
-    base = FenceObservation(node_name="w1", node=DEAD, node_healthy=False, unhealthy_since=ago(60), incident=INCIDENT)
+    base = FenceObservation(node_name="w1", node=DEAD, node_healthy=False, incident=INCIDENT)
     return replace(base, node=node, **changes)  # type: ignore[arg-type]
 
 
@@ -137,15 +137,15 @@ def test_unconfirmed_fencing_times_out_and_says_why() -> None:
     assert event.message.startswith("node w1 was not fenced within 10m")
     assert event.message.endswith("its VMs were not restarted")
     assert restart_clearance(failed.status) == (False, False)
-    assert failed.settled  # nothing was applied, so nothing waits for the node to come back
+    assert failed.holds_nothing  # nothing was applied, so nothing waits for the node to come back
 
 
 def test_the_watchdog_taints_only_after_its_timeout_without_contact() -> None:
-    early = step(None, observe(unhealthy_since=ago(60)), WATCHDOG)
+    early = step(None, observe(), WATCHDOG)
     assert early.phase is FailoverPhase.FENCING
     assert early.actions == ()
     assert early.recheck_after == 10
-    due = step(early, observe(unhealthy_since=ago(60)), WATCHDOG, after=120)
+    due = step(early, observe(), WATCHDOG, after=120)
     assert due.actions == (ApplyOutOfServiceTaint("w1"),)
     assert (due.status.confirmed_by or "").startswith("no contact with node w1 since 2026-03-01T11:59:00Z")
     fenced = step(due, observe(replace(DEAD, taints=(OUT_OF_SERVICE,))), WATCHDOG, after=125)
@@ -154,16 +154,14 @@ def test_the_watchdog_taints_only_after_its_timeout_without_contact() -> None:
 
 def test_the_watchdog_never_fires_for_a_node_that_still_renews_its_lease() -> None:
     """Ready=False with a live kubelet: the node is connected, so no watchdog has reset it."""
-    waiting = step(None, observe(unhealthy_since=ago(600), last_heard_from=ago(3)), WATCHDOG)
+    waiting = step(None, observe(last_heard_from=ago(3)), WATCHDOG)
     assert waiting.actions == ()
-    talking = step(
-        waiting, observe(unhealthy_since=ago(600), last_heard_from=NOW + timedelta(seconds=297)), WATCHDOG, after=300
-    )
+    talking = step(waiting, observe(last_heard_from=NOW + timedelta(seconds=297)), WATCHDOG, after=300)
     assert talking.actions == ()
     assert talking.phase is FailoverPhase.FENCING
     silent = step(
         talking,
-        observe(unhealthy_since=ago(600), last_heard_from=NOW + timedelta(seconds=297)),
+        observe(last_heard_from=NOW + timedelta(seconds=297)),
         WATCHDOG,
         after=297 + 180,
     )
@@ -200,7 +198,7 @@ def test_a_failed_remediation_fails_the_incident() -> None:
     assert failed.phase is FailoverPhase.FAILED
     assert failed.events[0].reason == REASON_FENCING_FAILED
     assert "no BMC" in failed.events[0].message
-    assert not failed.settled  # the remediation stays for a human to inspect until the node recovers
+    assert not failed.holds_nothing  # the remediation stays for a human to inspect until the node recovers
 
 
 def test_strategy_none_restarts_unfenced_and_says_so() -> None:
@@ -231,7 +229,7 @@ def test_a_node_that_recovers_before_fencing_aborts_and_removes_the_remediation(
         REMEDIATION,
         after=100,
     )
-    assert gone.settled
+    assert gone.holds_nothing
     assert gone.actions == ()
 
 
@@ -243,7 +241,7 @@ def test_recovery_removes_the_taint_only_after_the_nodes_pods_are_gone() -> None
 
     still_dead = step(restarting, observe(tainted), MANUAL, after=60)
     assert still_dead.actions == ()
-    assert not still_dead.settled
+    assert not still_dead.holds_nothing
     assert still_dead.status.recovered_at is None
 
     back = replace(make_node("w1"), taints=(OUT_OF_SERVICE,), fence_confirmed=CONFIRMED)
@@ -262,12 +260,12 @@ def test_recovery_removes_the_taint_only_after_the_nodes_pods_are_gone() -> None
     clean = step(empty, observe(make_node("w1"), node_healthy=True), MANUAL, after=320)
     assert clean.status.recovered_at == recovered_at, "recorded once"
     assert clean.status.taint_removed
-    assert clean.settled
+    assert clean.holds_nothing
     assert clean.actions == ()
 
 
 @pytest.mark.parametrize("phase", [FailoverPhase.COMPLETED, FailoverPhase.ABORTED, FailoverPhase.FAILED])
-def test_a_terminal_incident_with_nothing_applied_is_settled(phase: FailoverPhase) -> None:
+def test_a_terminal_incident_with_nothing_applied_holds_nothing(phase: FailoverPhase) -> None:
     done = step_fencing(
         phase=phase,
         status=FencingStatus(strategy="OutOfServiceTaint", message="x"),
@@ -275,7 +273,7 @@ def test_a_terminal_incident_with_nothing_applied_is_settled(phase: FailoverPhas
         fencing=MANUAL,
         now=NOW,
     )
-    assert done.settled
+    assert done.holds_nothing
     assert done.actions == ()
     assert done.phase is phase
 

@@ -105,7 +105,7 @@ def test_an_annotation_left_for_another_incident_is_neither_removed_nor_waited_f
     )
     assert aborted.phase is FailoverPhase.ABORTED
     assert aborted.actions == ()
-    assert aborted.settled
+    assert aborted.holds_nothing
 
 
 def test_recovery_removes_only_the_annotation_naming_this_incident() -> None:
@@ -145,7 +145,7 @@ def test_kvha_never_deletes_a_remediation_it_did_not_create() -> None:
     aborted = step(first, observe(back, node_healthy=True, remediation=NHC_SUCCEEDED), REMEDIATION, after=90)
     assert aborted.phase is FailoverPhase.ABORTED
     assert not any(isinstance(a, DeleteRemediation) for a in aborted.actions)
-    assert aborted.settled  # nothing of kvha's is left, so nothing to wait for
+    assert aborted.holds_nothing  # nothing of kvha's is left, so nothing to wait for
 
 
 def test_once_the_foreign_remediation_is_gone_kvha_creates_its_own_and_trusts_only_that() -> None:

@@ -72,7 +72,6 @@ class Node:
             node_name="w1",
             node=view if self.exists else None,
             node_healthy=self.healthy and self.exists,
-            unhealthy_since=ago(60),
             incident=INCIDENT,
             remediation=self.remediation,
             pods_remaining_on_node=self.pods,

@@ -282,7 +282,6 @@ def _restarting(vms: Sequence[VMView]) -> NodeFailoverStatus:
         vms=entries,
         total=len(entries),
         started_at=ago(55),
-        fenced_at=FENCED.confirmed_at,
     )
 
 

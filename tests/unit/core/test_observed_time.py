@@ -191,8 +191,8 @@ def test_the_watchdog_never_fires_for_a_node_that_kvha_sees_writing_whatever_its
 @pytest.mark.parametrize(
     ("verdict", "to_fence", "agrees"),
     [
-        (Verdict(Health.UNHEALTHY, ("Ready=Unknown for 40s",), unhealthy_since=NOW), False, True),
-        (Verdict(Health.UNHEALTHY, ("Ready=Unknown for 40s",), unhealthy_since=NOW), True, True),
+        (Verdict(Health.UNHEALTHY, ("Ready=Unknown for 40s",), detected_at=NOW), False, True),
+        (Verdict(Health.UNHEALTHY, ("Ready=Unknown for 40s",), detected_at=NOW), True, True),
         (Verdict(Health.SUSPECT, ("Lease not renewed for 25s",)), False, False),
         (Verdict(Health.SUSPECT, ("Lease not renewed for 25s",)), True, False),
         (Verdict(Health.HEALTHY), True, False),
