@@ -177,3 +177,28 @@ def test_detection_opens_an_incident_while_admission_control_is_still_running(mo
         assert COND_FAILOVER_CAPACITY in {c["type"] for c in kube.statuses[-1]["conditions"]}
 
     asyncio.run(scenario())
+
+
+def _node(name: str, *, ready: str = "True", heartbeat: str = "2026-12-03T10:00:00Z") -> dict[str, Any]:
+    condition = {
+        "type": "Ready",
+        "status": ready,
+        "lastTransitionTime": "2026-12-03T09:00:00Z",
+        "lastHeartbeatTime": heartbeat,
+    }
+    return {"metadata": {"name": name}, "status": {"conditions": [condition]}}
+
+
+def test_a_healthy_nodes_status_heartbeat_wakes_nothing_a_ready_flip_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    watch = CloseWatch()
+    monkeypatch.setattr(rhythm, "CLOSE_WATCH", watch)
+    monkeypatch.setattr(rhythm, "_NODE_SHAPES", {})
+    rhythm._node_watcher(_node("w1"))
+    before = rhythm.DETECTION.version
+    rhythm._node_watcher(_node("w1", heartbeat="2026-12-03T10:00:10Z"))
+    assert rhythm.DETECTION.version == before, "a heartbeat of a Healthy node changes no verdict"
+    rhythm._node_watcher(_node("w1", ready="Unknown", heartbeat="2026-12-03T10:00:10Z"))
+    assert rhythm.DETECTION.version == before + 1
+    watch.set("NodeFailover/nf-1", {"w1"})
+    rhythm._node_watcher(_node("w1", ready="Unknown", heartbeat="2026-12-03T10:00:20Z"))
+    assert rhythm.DETECTION.version == before + 2, "a watched node's heartbeat may end its silence"

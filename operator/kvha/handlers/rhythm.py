@@ -3,9 +3,10 @@ when the decision core's own `recheck_after` says, never on a fixed timer.
 
 The caches (`kvha.k8s.informer`) feed two signals:
 
-* `DETECTION`: Nodes, HAPolicies, NodeFailovers, and the Leases of the nodes some daemon watches
-  closely (not Healthy at the last evaluation, or under an incident). A Healthy node renewing its
-  Lease changes no verdict (it only postpones the moment its silence would count, and the
+* `DETECTION`: HAPolicies, NodeFailovers, a Node whose labels, taints, conditions or capacity
+  changed, and any heartbeat (Lease renewal, the Node's status heartbeat) of the nodes some daemon
+  watches closely (not Healthy at the last evaluation, or under an incident). A Healthy node's
+  heartbeat changes no verdict (it only postpones the moment its silence would count, and the
   verdict's `recheck_after` already covers that moment), so the ~100 renewals a second of a
   1,000-node cluster wake nothing.
 * `WORKLOAD`: VirtualMachines, their instances, Pods, PersistentVolumeClaims, Namespaces: what
@@ -21,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import kopf
 
 from kvha.constants import GROUP, KUBEVIRT_GROUP, NODE_LEASE_NAMESPACE, VERSION
 from kvha.k8s.informer import CACHES, Cache, Obj, Resource
+from kvha.models.views import NodeView
 
 IDLE_RECHECK = 30.0
 """Seconds a daemon waits at most when nothing changes and the core names no time: a safety net
@@ -135,6 +137,29 @@ def _bump(signal: Signal) -> Callable[[Obj | None], None]:
     return watcher
 
 
+_NODE_SHAPES: dict[str, NodeView] = {}
+"""Each node as last seen, its heartbeats left out: what a node event must change to matter."""
+
+
+def _node_watcher(obj: Obj | None) -> None:
+    """A node's heartbeat matters only for a closely watched node; anything else that changed
+    (Ready flipping, a taint, a label) matters for every node. A deleted node wakes nothing by
+    itself: it was either watched closely (under an incident, not Healthy) or the next recheck
+    (at most `kvha.reconcile.policy.RECHECK_SECONDS` away) drops it."""
+    if obj is None:
+        DETECTION.bump()
+        return
+    view = NodeView.from_api(obj)
+    shape = replace(
+        view,
+        conditions=tuple(replace(c, last_heartbeat_time=None) for c in view.conditions),
+        kubevirt_heartbeat=None,
+    )
+    if _NODE_SHAPES.get(view.name) != shape or view.name in CLOSE_WATCH:
+        _NODE_SHAPES[view.name] = shape
+        DETECTION.bump()
+
+
 def _lease_watcher(obj: Obj | None) -> None:
     """A relist (None) may hide any change; a single renewal matters only for a closely watched node."""
     if obj is None or (obj.get("metadata") or {}).get("name") in CLOSE_WATCH:
@@ -144,7 +169,6 @@ def _lease_watcher(obj: Obj | None) -> None:
 def connect() -> None:
     """Attach the signals to the caches; called once, after the index functions registered them."""
     for resource, signal in (
-        (Resource("", "v1", "nodes"), DETECTION),
         (Resource(GROUP, VERSION, "hapolicies"), DETECTION),
         (Resource(GROUP, VERSION, "nodefailovers"), DETECTION),
         (Resource("", "v1", "pods"), WORKLOAD),
@@ -154,6 +178,7 @@ def connect() -> None:
         (Resource(KUBEVIRT_GROUP, "v1", "virtualmachineinstances"), WORKLOAD),
     ):
         _known(resource).watchers.append(_bump(signal))
+    _known(Resource("", "v1", "nodes")).watchers.append(_node_watcher)
     _known(Resource("coordination.k8s.io", "v1", "leases", NODE_LEASE_NAMESPACE)).watchers.append(_lease_watcher)
 
 
