@@ -142,6 +142,8 @@ async def evaluate(*, name: str, body: kopf.Body, memo: Any, admission: Admissio
     )
     current = HAPolicyStatus.model_validate(observed) if observed else HAPolicyStatus()
     fresh = admission.take()
+    if fresh is not None:  # told at once: a status conflict below must not lose these Events
+        vms.tell_owners(memo, policy=name, protections=fresh.protections, vms={vm.key: vm for vm in values(ix.vms)})
     nodes = list(values(ix.nodes))
     SIGHTINGS.retain({n.name for n in nodes})
     now = clock()
@@ -180,8 +182,6 @@ async def evaluate(*, name: str, body: kopf.Body, memo: Any, admission: Admissio
     ):
         return 0.0  # computed from an outdated copy: the next step computes from the new one
     events.post(step.events, on=body)
-    if fresh is not None:
-        vms.tell_owners(memo, policy=name, protections=fresh.protections, vms={vm.key: vm for vm in values(ix.vms)})
     if policy is not None:
         _observe(name, policy, step, admission.result)
     recheck = step.recheck_after
