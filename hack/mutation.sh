@@ -14,7 +14,7 @@ STAGE=.mutation
 rm -rf "$STAGE/src" "$STAGE/tests"
 mkdir -p "$STAGE/src" "$STAGE/tests"
 cp -Rp operator/kvha "$STAGE/src/kvha"
-cp -Rp tests/unit tests/conftest.py "$STAGE/tests/"
+cp -Rp tests/unit tests/conftest.py tests/placement_reference.py "$STAGE/tests/"
 find "$STAGE/src" "$STAGE/tests" -name __pycache__ -prune -exec rm -rf {} +
 {
     cat pyproject.toml
@@ -38,6 +38,11 @@ rm -f "$STAGE/pyproject.toml.new"
 
 cd "$STAGE"
 # mutmut exits non-zero when mutants survive; the score below is the result, not the exit code.
-"../$VENV/bin/mutmut" run --max-children "$JOBS" "$@" || true
+# A run that could not even collect the tests scores nothing: that is a failure.
+"../$VENV/bin/mutmut" run --max-children "$JOBS" "$@" 2>&1 | tee mutmut.log || true
+if grep -q "Failed to collect list of tests" mutmut.log; then
+    echo "mutmut could not collect the unit tests (see above)" >&2
+    exit 1
+fi
 "../$VENV/bin/mutmut" export-cicd-stats
 exec "../$VENV/bin/python" ../hack/mutation_score.py mutants
