@@ -202,3 +202,14 @@ def test_a_healthy_nodes_status_heartbeat_wakes_nothing_a_ready_flip_does(monkey
     watch.set("NodeFailover/nf-1", {"w1"})
     rhythm._node_watcher(_node("w1", ready="Unknown", heartbeat="2026-12-03T10:00:20Z"))
     assert rhythm.DETECTION.version == before + 2, "a watched node's heartbeat may end its silence"
+
+
+def test_a_policy_created_again_under_its_name_is_parsed_again() -> None:
+    from kvha.handlers.snapshot import ParsedPolicies  # noqa: PLC0415 - only this test needs it
+
+    parsed = ParsedPolicies()
+    first = parsed.parse("p", {"spec": {"restart": {"maxParallel": 3}}, "generation": 1})
+    again = parsed.parse("p", {"spec": {"restart": {"maxParallel": 7}}, "generation": 1})
+    assert first is not None
+    assert again is not None
+    assert (first.restart.max_parallel, again.restart.max_parallel) == (3, 7)
