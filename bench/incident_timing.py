@@ -9,10 +9,12 @@ restartedAt is when its restart was planned, not done.
 from __future__ import annotations
 
 import itertools
+import json
 import statistics
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from kvha_testbed.estate import vm_state
@@ -49,6 +51,8 @@ class Moments:
     fenced: float | None = None
     completed: float | None = None
     marked: dict[str, float] = field(default_factory=dict)
+    deleted: dict[str, float] = field(default_factory=dict)
+    """Stuck launcher pod -> when the API server completed kvha's DELETE of it (audit log)."""
     replaced: dict[str, float] = field(default_factory=dict)
     running: dict[str, float] = field(default_factory=dict)
     failover: Obj | None = None
@@ -74,7 +78,9 @@ class Moments:
         assert self.created is not None
         assert self.fenced is not None
         marked, replaced, running = max(self.marked.values()), max(self.replaced.values()), max(self.running.values())
+        deleted = {"kvha_deleted": max(self.deleted.values()) - self.fenced} if self.deleted else {}
         return {
+            **deleted,
             "detection": self.created - self.power_off,
             "fencing": self.fenced - self.created,
             "kvha": replaced - self.fenced,
@@ -83,6 +89,39 @@ class Moments:
             "kubevirt": running - replaced,
             "total": running - self.power_off,
         }
+
+
+def stuck_launchers(scene: Scenario, host: str) -> set[str]:
+    """The virt-launcher pods of the scenario's namespace bound to `host`, from the simulator's cache."""
+    return {
+        pod["metadata"]["name"]
+        for pod in scene.bed.sim.ctx.caches.pods.items()
+        if pod["metadata"].get("namespace") == scene.namespace
+        and (pod.get("spec") or {}).get("nodeName") == host
+        and (pod["metadata"].get("labels") or {}).get("kubevirt.io") == "virt-launcher"
+    }
+
+
+def launcher_deletions(scene: Scenario, names: set[str]) -> dict[str, float]:
+    """When the API server completed each DELETE of these pods, from its audit log (the API server
+    runs on this machine, so its clock is ours): kvha's own part ends there, before virt-controller
+    (simulated or real) notices that the pod is gone. Empty unless every one of them was deleted."""
+    found: dict[str, float] = {}
+    for line in scene.bed.control_plane.audit_log_path.read_text().splitlines():
+        if '"pods"' not in line or '"delete"' not in line:
+            continue  # most of the log: skip it without parsing
+        event = json.loads(line)
+        ref = event.get("objectRef") or {}
+        if (
+            event.get("verb") == "delete"
+            and ref.get("resource") == "pods"
+            and ref.get("namespace") == scene.namespace
+            and ref.get("name") in names
+            and (event.get("responseStatus") or {}).get("code", 200) < 300
+        ):
+            done = datetime.fromisoformat(event["stageTimestamp"].replace("Z", "+00:00")).timestamp()
+            found[ref["name"]] = min(found.get(ref["name"], done), done)
+    return found if len(found) == len(names) else {}
 
 
 def observe(scene: Scenario, moments: Moments, old_uids: dict[str, str], now: float) -> None:
@@ -104,7 +143,12 @@ def observe(scene: Scenario, moments: Moments, old_uids: dict[str, str], now: fl
             moments.marked[name] = now
         if new and name not in moments.replaced:
             moments.replaced[name] = now
-        if new and name not in moments.running and (vmi.get("status") or {}).get("phase") == "Running":
+        if (
+            new
+            and vmi is not None
+            and name not in moments.running
+            and (vmi.get("status") or {}).get("phase") == "Running"
+        ):
             moments.running[name] = now
 
 

@@ -90,7 +90,12 @@ from kvha.models.views import NodeView, Taint
 
 OBSERVE_INTERVAL = 10.0
 """Seconds between checks while waiting for something whose change may not wake the handler
-(a taint landing, a remediator's progress, pods leaving a node)."""
+(a taint landing, pods leaving a node)."""
+REMEDIATION_POLL = 1.0
+"""Seconds between two reads of the remediation an incident waits on. kvha watches no remediation
+kind (a template may name any CRD), so nothing wakes the step when the remediator reports success;
+one GET a second per fencing incident lets the restarts begin within a second of that verdict
+(with OBSERVE_INTERVAL, up to 10 s of a failover's time was kvha not looking)."""
 
 UNFENCED_CONFIRMATION = (
     "nothing: fencing strategy None with allowUnfencedRestart; only VMs that are safe to run twice "
@@ -410,6 +415,7 @@ def _fencing_by_remediation(ctx: _Context) -> FencingStep:
     wait = _Wait(
         REASON_FENCING_STARTED,
         f"waiting for {kind} {name} (from template {template.namespace}/{template.name}) to report success",
+        seconds=REMEDIATION_POLL,
     )
     exists = remediation is not None and remediation.exists
     actions = [] if exists else [CreateRemediation(node=ctx.node, template=template, name=name, owner=ctx.incident)]

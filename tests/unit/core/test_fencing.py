@@ -175,6 +175,8 @@ def test_remediation_is_created_once_named_after_the_node_and_fences_on_success(
     working = step(created, observe(remediation=ours()), REMEDIATION, after=10)
     assert working.actions == ()
     assert working.phase is FailoverPhase.FENCING
+    # No watch tells kvha of the remediator's verdict: it reads the object again within a second.
+    assert created.recheck_after == working.recheck_after == 1
     succeeded = ours(succeeded=True, message="node rebooted")
     fenced = step(working, observe(remediation=succeeded), REMEDIATION, after=60)
     assert fenced.phase is FailoverPhase.FENCED

@@ -397,3 +397,18 @@ def test_a_completed_incident_is_not_finished_while_its_node_stays_fenced() -> N
     assert not completed.finished
     still_down = incident(status=completed.status, live=None, vms=vms, vmis=vmis, after=600)
     assert not still_down.finished
+
+
+def test_a_completed_incident_whose_node_stays_down_writes_the_same_status_at_every_later_step() -> None:
+    """Each status write wakes the incident's next step (its own watch event): a completed incident
+    whose status changed with the clock alone wrote itself once a second for as long as its host
+    stayed dead (the leader's steady CPU at 100 nodes, bench/scale_bench.py)."""
+    vms, _, _ = _stuck_world(["a"])
+    vmis = {vm.key: make_vmi(vm, uid=f"new-{vm.name}", node="worker-1") for vm in vms}
+    completed = incident(status=_restarting(vms), live=None, vms=vms, vmis=vmis)
+    assert completed.status.phase is FailoverPhase.COMPLETED
+    assert completed.status.message is not None
+    assert "completed 1m after detection" in completed.status.message
+    for after in (1, 30, 600):
+        later = incident(status=completed.status, live=None, vms=vms, vmis=vmis, after=after)
+        assert later.status.to_api() == completed.status.to_api()
