@@ -87,6 +87,10 @@ class Sightings:
         # dictionary lookup even with thousands of nodes.
         self._seen: dict[str, dict[str, tuple[Hashable, Sighting]]] = {}
         self._synced_at: Instant | None = None
+        # node → its NodeSightings as last built, dropped when one of its signals changes: a policy
+        # evaluation reads every node's, and at 500 nodes building them afresh each time was a
+        # tenth of the leader's steady CPU (bench/scale_bench.py, py-spy).
+        self._built: dict[str, NodeSightings] = {}
         self._lock = threading.Lock()
 
     @property
@@ -98,6 +102,7 @@ class Sightings:
         with self._lock:
             if self._synced_at is None:
                 self._synced_at = now
+                self._built.clear()  # what was seen before the sync now counts from the sync
 
     def observe_node(self, node: NodeView, *, now: Instant) -> None:
         ready = node.condition(COND_READY)
@@ -119,10 +124,18 @@ class Sightings:
         with self._lock:
             for name in [n for n in self._seen if n not in nodes]:
                 del self._seen[name]
+                self._built.pop(name, None)
 
     def of(self, node: str) -> NodeSightings:
         with self._lock:
-            kinds = dict(self._seen.get(node, {}))
+            built = self._built.get(node)
+            if built is None:
+                built = self._build(self._seen.get(node, {}))
+                if node in self._seen:  # kept only for nodes `retain` can forget
+                    self._built[node] = built
+            return built
+
+    def _build(self, kinds: Mapping[str, tuple[Hashable, Sighting]]) -> NodeSightings:
 
         def current(kind: str) -> Sighting | None:
             entry = kinds.get(kind)
@@ -148,6 +161,7 @@ class Sightings:
         previous = kinds.get(kind)
         if previous is None or previous[0] != value:
             kinds[kind] = (value, Sighting.of(now))
+            self._built.pop(node, None)
 
     def _after_sync(self, sighting: Sighting) -> Sighting:
         synced = self._synced_at

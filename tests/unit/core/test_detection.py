@@ -216,6 +216,24 @@ def test_a_node_clock_minutes_behind_is_healthy_while_it_keeps_writing() -> None
     assert last_heard_from(node=node, lease=lease, seen=seen) == at(590).wall
 
 
+def test_a_node_s_sightings_read_between_changes_always_show_the_latest_change() -> None:
+    """`of` keeps each node's NodeSightings until it changes (a policy evaluation reads every
+    node's): each observed change, the sync and a forgotten node must drop the kept copy."""
+    tracker = Sightings()
+    tracker.observe_node(make_node("w1"), now=at(0))
+    tracker.observe_lease(LeaseView("w1", NOW, 40), now=at(0))
+    assert tracker.of("w1").lease == Sighting.of(at(0))
+    tracker.mark_synced(at(5))
+    assert tracker.of("w1").lease == Sighting.of(at(5))  # first seen before the sync: counts from it
+    assert tracker.of("w1") is tracker.of("w1")
+    tracker.observe_lease(LeaseView("w1", NOW + timedelta(seconds=10), 40), now=at(10))
+    assert tracker.of("w1").lease == Sighting.of(at(10))
+    tracker.observe_lease(LeaseView("w1", NOW + timedelta(seconds=10), 40), now=at(20))  # the same value
+    assert tracker.of("w1").lease == Sighting.of(at(10))
+    tracker.retain(())
+    assert tracker.of("w1") == NodeSightings()
+
+
 def test_a_value_first_seen_counts_from_first_sight() -> None:
     """After a restart, a Lease last renewed an hour ago (by the node's clock) is not stale yet:
     kvha has not seen it stay unchanged for long."""
