@@ -22,7 +22,7 @@ from typing import Any
 
 import kopf
 
-from kvha.k8s.api import Kube, load_config
+from kvha.k8s.api import Kube, api_executor, load_config
 from kvha.k8s.informer import CACHES, open_session
 from kvha.k8s.leader import LeaderElector, LeaseConfig
 from kvha.k8s.listing import Lister, user_client
@@ -50,6 +50,7 @@ async def run_operator(settings: OperatorSettings) -> int:
     api_client = load_config()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_default_executor(api_executor())
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     # Leader or standby, a replica is ready once its caches are synced: only then can it act at once.

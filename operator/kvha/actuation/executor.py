@@ -34,7 +34,8 @@ class ActionFailed:
 
 
 # Restarts are independent API round trips; one at a time, 50 VMs took 8 s (bench/failover_bench.py).
-# The limit stays below the client's connection pool (32).
+# The limit stays below the API threads and the client's connection pool (`kvha.k8s.api.API_THREADS`),
+# so that status writes and leader renewals never wait behind a burst of restarts.
 CONCURRENT_ACTIONS = 16
 
 

@@ -67,3 +67,17 @@ class Recorder:
             return self.answers.get(method, {})
 
         return call
+
+
+class RawResponse:
+    """What the kubernetes client returns for `_preload_content=False`: a body to drain, and a
+    connection that must go back to the pool."""
+
+    def __init__(self) -> None:
+        self.released = False
+
+    def drain_conn(self) -> None:
+        pass
+
+    def release_conn(self) -> None:
+        self.released = True

@@ -16,13 +16,14 @@ from kvha.k8s.leader import LeaderElector, LeaseConfig
 from kvha.leadership import LeadershipLost, LeaderTerm, WriteGuard
 from kvha.planner import RestartVM
 
-from .fakes import FakeClock, FakeLeases, NoClient, Recorder
+from .fakes import FakeClock, FakeLeases, NoClient, RawResponse, Recorder
 
 
 def _kube(guard: WriteGuard) -> tuple[Kube, Recorder, Recorder]:
     kube = Kube(NoClient(), guard=guard, timeout=1.5)  # type: ignore[arg-type]
     node = {"metadata": {"resourceVersion": "7"}, "spec": {"taints": []}}
-    core, custom = Recorder({"read_node": node}), Recorder({"patch_namespaced_custom_object": {"status": {}}})
+    core = Recorder({"read_node": node, "delete_namespaced_pod": RawResponse()})
+    custom = Recorder({"patch_namespaced_custom_object": {"status": {}}})
     kube.core, kube.custom = core, custom  # type: ignore[assignment]
     return kube, core, custom
 
@@ -63,6 +64,7 @@ def test_writes_before_the_deadline_go_out_with_the_timeout() -> None:
     calls = core.calls + custom.calls
     assert {m for m, _, _ in calls} >= {"patch_cluster_custom_object_status", "patch_node", "delete_namespaced_pod"}
     assert all(kwargs.get("_request_timeout") == 1.5 for _, _, kwargs in calls), calls
+    assert core.answers["delete_namespaced_pod"].released  # the unread Pod's connection goes back to the pool
 
 
 def test_a_renewal_arms_the_guard_from_when_it_was_sent() -> None:
