@@ -136,7 +136,6 @@ class Sightings:
             return built
 
     def _build(self, kinds: Mapping[str, tuple[Hashable, Sighting]]) -> NodeSightings:
-
         def current(kind: str) -> Sighting | None:
             entry = kinds.get(kind)
             if entry is None or entry[0] is None:

@@ -41,8 +41,8 @@ T = TypeVar("T")
 
 API_THREADS = 32
 """Threads that make the kubernetes client's blocking calls, and connections in its pool: one each.
-asyncio's default executor has os.cpu_count() + 4 threads, 6 on a 2-core machine, which held the
-16 concurrent restarts of a failover to 6 (100 launcher pods took 4 s to delete at 100 nodes)."""
+asyncio's default executor has os.cpu_count() + 4 threads: on a 2-core machine 6, which held the
+16 concurrent restarts of a failover (`CONCURRENT_ACTIONS`) to 6 at a time."""
 
 
 def api_executor() -> ThreadPoolExecutor:
