@@ -51,7 +51,8 @@ class Moments:
     completed: float | None = None
     marked: dict[str, float] = field(default_factory=dict)
     deleted: dict[str, float] = field(default_factory=dict)
-    """Stuck launcher pod -> when the API server completed kvha's DELETE of it (audit log)."""
+    """Stuck launcher pod -> when the API server completed its last successful DELETE, kvha's force
+    delete (audit log; see `launcher_deletions`)."""
     replaced: dict[str, float] = field(default_factory=dict)
     running: dict[str, float] = field(default_factory=dict)
     failover: Obj | None = None
